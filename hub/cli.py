@@ -1,0 +1,125 @@
+"""The ``hub`` command line: serve, history, state."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hub import __version__
+from hub.protocol import encode, valid_game_name
+from hub.settings import HubSettings, SettingsError, load_settings
+from hub.state.errors import StateError
+from hub.state.recovery import replay
+from hub.state.store import Store
+from hub.state.view import snapshot
+
+__all__ = ["main"]
+
+_LOGGER = logging.getLogger("hub")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description="tablehub: the game's MQTT hub")
+    parser.add_argument("--version", action="version", version=f"tablehub {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", type=Path, help="TOML config file (default config/hub.toml)")
+        sub.add_argument("--data-dir", type=Path, help="journal directory (default ./var)")
+
+    serve = commands.add_parser("serve", help="run the broker and the state service")
+    common(serve)
+    serve.add_argument("--bind", help="listen address (default 0.0.0.0)")
+    serve.add_argument("--mqtt-port", type=int, help="MQTT port (default 1883, 0 = any free)")
+    serve.add_argument("--http-port", type=int, help="HTTP port (default 8080, 0 = any free)")
+    serve.add_argument("--topic-root", help="topic root R (default tablehub)")
+
+    history = commands.add_parser("history", help="print a game's journal")
+    common(history)
+    history.add_argument("--game", default="main")
+    history.add_argument("--json", action="store_true", help="one JSON event per line")
+    history.add_argument("--after", type=int, default=0, help="only versions after this")
+    history.add_argument("--limit", type=int, help="at most this many entries")
+
+    state = commands.add_parser("state", help="print a game's current snapshot")
+    common(state)
+    state.add_argument("--game", default="main")
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if level != "DEBUG":  # amqtt logs every connection at INFO
+        logging.getLogger("amqtt").setLevel(logging.WARNING)
+        logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+def _history(settings: HubSettings, args: argparse.Namespace) -> int:
+    with Store(settings.data_dir, read_only=True) as store:
+        entries = store.entries(args.game, after=args.after, limit=args.limit)
+    for entry in entries:
+        if args.json:
+            print(encode(entry.event).decode())
+        else:
+            args_text = " ".join(
+                f"{k}={v}"
+                for k, v in entry.command.model_dump(
+                    exclude={"type", "request_id", "expected_version"}, exclude_none=True
+                ).items()
+            )
+            print(
+                f"{entry.version:>6}  {entry.at.isoformat()}  {entry.actor.client_id:<16}"
+                f" {entry.command.type:<9} {args_text}".rstrip()
+            )
+    return 0
+
+
+def _state(settings: HubSettings, args: argparse.Namespace) -> int:
+    with Store(settings.data_dir, read_only=True) as store:
+        base = store.latest_snapshot(args.game)
+        if base is None:
+            print(f"hub: no game {args.game!r} in {store.path}", file=sys.stderr)
+            return 1
+        state = replay(base, store.entries(args.game, after=base.version))
+        epoch = store.epoch()
+    print(encode(snapshot(state, epoch=epoch, online={})).decode())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {"data_dir": args.data_dir}
+    if args.command == "serve":
+        overrides |= {
+            "bind": args.bind,
+            "mqtt_port": args.mqtt_port,
+            "http_port": args.http_port,
+            "topic_root": args.topic_root,
+        }
+    try:
+        settings = load_settings(args.config, **overrides)
+    except SettingsError as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+    if args.command in ("history", "state") and not valid_game_name(args.game):
+        print(f"hub: invalid game name {args.game!r}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            from hub.app import serve  # noqa: PLC0415 - keep amqtt out of the other commands
+
+            asyncio.run(serve(settings))
+            return 0
+        if args.command == "history":
+            return _history(settings, args)
+        return _state(settings, args)
+    except (StateError, OSError) as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 1

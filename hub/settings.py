@@ -1,0 +1,131 @@
+"""The hub's settings: one typed object per process.
+
+Precedence: command-line options > ``HUB_*`` environment variables > the TOML config
+file (``--config``, ``HUB_CONFIG``, else ``config/hub.toml`` when present) > defaults.
+Bad values fail at start with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from hub.protocol import MAX_PAYLOAD_BYTES, Topics, valid_client_id, valid_game_name
+
+__all__ = ["DEFAULT_CONFIG_FILE", "HubSettings", "SettingsError", "load_settings"]
+
+DEFAULT_CONFIG_FILE = Path("config/hub.toml")
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class SettingsError(Exception):
+    """The settings are invalid; the message says which and why."""
+
+
+class HubSettings(BaseSettings):
+    """Everything ``hub serve`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="forbid", frozen=True)
+
+    data_dir: Path = Path("var")
+    bind: str = "0.0.0.0"  # noqa: S104 - phones and the Pi join over the LAN
+    mqtt_port: Port = 1883
+    http_port: Port = 8080
+    topic_root: str = "tablehub"
+    games: tuple[str, ...] = ("main",)
+    max_rounds: Annotated[int, Field(ge=1, le=99)] = 5
+    """Rounds per game when ``start`` does not say."""
+    max_payload_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = MAX_PAYLOAD_BYTES
+    stats_interval: Annotated[float, Field(gt=0)] = 10.0
+    operators: tuple[str, ...] = ("operator",)
+    """Client ids with the operator role."""
+    displays: tuple[str, ...] = ("display",)
+    """Client ids with the display role (Pi nodes)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("topic_root")
+    @classmethod
+    def _check_root(cls, value: str) -> str:
+        Topics(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("games")
+    @classmethod
+    def _check_games(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            msg = "at least one game is needed"
+            raise ValueError(msg)
+        for name in value:
+            if not valid_game_name(name):
+                msg = f"invalid game name {name!r}: use a-z, 0-9, '_' and '-', at most 32"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("operators", "displays")
+    @classmethod
+    def _check_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for client_id in value:
+            if not valid_client_id(client_id):
+                msg = f"invalid client id {client_id!r}"
+                raise ValueError(msg)
+        return value
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_root)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def _config_file(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            msg = f"config file {explicit} does not exist"
+            raise SettingsError(msg)
+        return explicit
+    from_env = os.environ.get("HUB_CONFIG")
+    if from_env:
+        return _config_file(Path(from_env))
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> HubSettings:
+    """Build the settings; ``overrides`` (command-line options) win over everything."""
+    toml_file = _config_file(config)
+
+    class _FromFile(HubSettings):
+        model_config = SettingsConfigDict(toml_file=toml_file)
+
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return HubSettings.model_validate(_FromFile(**given).model_dump())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        source = f" (config file {toml_file})" if toml_file else ""
+        msg = f"invalid settings{source}: {problems}"
+        raise SettingsError(msg) from exc

@@ -1,0 +1,80 @@
+"""The internal game state. Frozen; the reducer returns new values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from hub.protocol import GameStatus
+from hub.protocol.messages import Seat
+
+__all__ = ["UNDO_DEPTH", "Actor", "GameState", "Role", "Round", "SeatHolder"]
+
+UNDO_DEPTH = 32
+"""How many earlier states ``undo`` can step back through."""
+
+
+class Role(StrEnum):
+    PLAYER = "player"
+    OPERATOR = "operator"
+    DISPLAY = "display"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who sent a command: the authenticated client id and its role."""
+
+    client_id: str
+    role: Role
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SeatHolder(_Frozen):
+    client_id: str
+    name: str
+
+
+class Round(_Frozen):
+    """Everything ``undo`` restores: the table as it stood after one accepted command."""
+
+    status: GameStatus = GameStatus.NOT_STARTED
+    seats: tuple[SeatHolder | None, SeatHolder | None] = (None, None)
+    scores: tuple[int, int] = (0, 0)
+    current_round: int = 0
+    max_rounds: int
+    current_player_id: Seat = 1
+    winner_id: Seat | None = None
+
+    def seat_of(self, client_id: str) -> Seat | None:
+        for seat, holder in ((1, self.seats[0]), (2, self.seats[1])):
+            if holder is not None and holder.client_id == client_id:
+                return seat  # type: ignore[return-value]
+        return None
+
+    def holder(self, seat: Seat) -> SeatHolder | None:
+        return self.seats[seat - 1]
+
+    @property
+    def full(self) -> bool:
+        return self.seats[0] is not None and self.seats[1] is not None
+
+
+class GameState(_Frozen):
+    """One game: its table, its version, and the earlier tables ``undo`` can return to."""
+
+    game: str
+    version: int = 0
+    table: Round
+    undo_stack: tuple[Round, ...] = ()
+    updated_at: datetime
+
+    @classmethod
+    def new(cls, game: str, *, max_rounds: int, now: datetime) -> GameState:
+        return cls(game=game, table=Round(max_rounds=max_rounds), updated_at=now)

@@ -1,0 +1,397 @@
+"""The authoritative state service: the I/O shell around the pure reducer.
+
+A command flows: transport -> decode -> ``apply`` -> journal commit (durable) ->
+publish retained state, event, reply. Commands that arrive together are committed in
+one transaction (group commit); nothing is acknowledged before its commit, and a
+failed commit rolls the games back and answers ``storage_unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Self, TypeVar
+
+from hub.clock import utc_now
+from hub.protocol import (
+    CommandTopic,
+    DecodeError,
+    ErrorCode,
+    Event,
+    Presence,
+    Reply,
+    Stats,
+    Status,
+    Topics,
+    decode_command,
+    decode_model,
+    encode,
+    valid_client_id,
+)
+from hub.protocol.messages import GameCounters
+from hub.state.errors import StorageUnavailableError
+from hub.state.model import Actor, GameState, Role
+from hub.state.recovery import replay
+from hub.state.reducer import Rejected, apply
+from hub.state.store import SNAPSHOT_EVERY, JournalEntry, Store
+from hub.state.view import snapshot
+from hub.transport import Inbound, Transport
+
+__all__ = ["RoleOf", "ServiceOptions", "StateService"]
+
+_LOGGER = logging.getLogger(__name__)
+_BATCH_MAX = 256
+_STOP = object()
+T = TypeVar("T")
+RoleOf = Callable[[str], Role]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    topics: Topics
+    games: tuple[str, ...]
+    max_rounds: int
+    max_payload_bytes: int
+    stats_interval: float
+    version: str
+
+
+@dataclass(slots=True)
+class _Counters:
+    accepted: int = 0
+    rejected: int = 0
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one batch of inbound messages produced, published after the commit."""
+
+    entries: list[JournalEntry] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    replies: list[tuple[str, Reply]] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    before: dict[str, GameState] = field(default_factory=dict)
+
+
+class StateService:
+    """``async with StateService(...)``: restores, publishes, then serves until exit."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        store: Store,
+        options: ServiceOptions,
+        role_of: RoleOf,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._transport = transport
+        self._store = store
+        self._opts = options
+        self._topics = options.topics
+        self._role_of = role_of
+        self._clock = clock
+        self._games: dict[str, GameState] = {}
+        self._changed_at: dict[str, datetime] = {}
+        self._online: dict[str, bool] = {}
+        self._counters = {game: _Counters() for game in options.games}
+        self._other_rejected = 0
+        self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self.epoch = 0
+        self._started_at = clock()
+        self._started_mono = time.monotonic()
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="journal")
+        await self._io(self._store.__enter__)
+        self.epoch = await self._io(self._store.next_epoch)
+        for game in self._opts.games:
+            self._games[game] = await self._io(self._restore, game)
+            self._changed_at[game] = self._games[game].updated_at
+        self._started_at = self._clock()
+        await self._publish_status("online")
+        for game in self._games:
+            await self._publish_state(game)
+        await self._transport.subscribe(self._topics.command_filter, self._topics.presence_filter)
+        self._tasks = [
+            asyncio.create_task(self._pump(), name="state-pump"),
+            asyncio.create_task(self._serve(), name="state-serve"),
+            asyncio.create_task(self._stats_loop(), name="state-stats"),
+        ]
+        _LOGGER.info(
+            "state service up: epoch %d, games %s", self.epoch, ", ".join(self._opts.games)
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pump, serve, stats = self._tasks
+        for task in (pump, stats):
+            task.cancel()
+        self._queue.put_nowait(_STOP)  # serve drains what arrived before, then stops
+        await asyncio.gather(pump, stats, serve, return_exceptions=True)
+        with contextlib.suppress(StorageUnavailableError):
+            await self._io(self._store.append, [], list(self._games.values()))
+        await self._publish_status("offline")
+        await self._io(self._store.__exit__, None, None, None)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        _LOGGER.info("state service stopped")
+
+    async def _io(self, fn: Callable[..., T], *args: object) -> T:
+        """Run blocking journal work on the journal's own thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _restore(self, game: str) -> GameState:
+        base = self._store.latest_snapshot(game)
+        if base is None:
+            base = GameState.new(game, max_rounds=self._opts.max_rounds, now=self._clock())
+            self._store.append([], [base])
+            return base
+        state = replay(base, self._store.entries(game, after=base.version))
+        _LOGGER.info("restored %s at version %d", game, state.version)
+        return state
+
+    # --- read access for the CLI/HTTP side ------------------------------------------------
+    def game(self, name: str) -> GameState | None:
+        return self._games.get(name)
+
+    # --- the loop ------------------------------------------------------------------------
+    async def _pump(self) -> None:
+        async for message in self._transport.messages():
+            self._queue.put_nowait(message)
+
+    async def _serve(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch: list[Inbound] = []
+            stop = first is _STOP
+            if isinstance(first, Inbound):
+                batch.append(first)
+            while not stop and len(batch) < _BATCH_MAX and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, Inbound):
+                    batch.append(item)
+            if batch:
+                try:
+                    await self._process(batch)
+                except Exception:  # one guard per batch: log, keep serving
+                    _LOGGER.exception("failed to process a batch of %d messages", len(batch))
+            if stop:
+                return
+
+    async def _process(self, messages: list[Inbound]) -> None:
+        now = self._clock()
+        batch = _Batch()
+        for message in messages:
+            where = self._topics.parse_command(message.topic)
+            if where is not None:
+                self._command(message, where, now, batch)
+                continue
+            client_id = self._topics.parse_presence(message.topic)
+            if client_id is not None:
+                self._presence(message, client_id, now, batch)
+        if batch.entries:
+            await self._commit(batch)
+        for game in sorted(batch.dirty):
+            await self._publish_state(game)
+        for event in batch.events:
+            await self._transport.publish(self._topics.game_events(event.game), encode(event))
+        for reply_to, reply in batch.replies:
+            await self._transport.publish(self._topics.client_reply(reply_to), encode(reply))
+
+    async def _commit(self, batch: _Batch) -> None:
+        snapshots = [
+            self._games[game]
+            for game, old in batch.before.items()
+            if self._games[game].version // SNAPSHOT_EVERY > old.version // SNAPSHOT_EVERY
+        ]
+        try:
+            await self._io(self._store.append, batch.entries, snapshots)
+        except StorageUnavailableError as exc:
+            _LOGGER.error("journal write failed; %d commands refused: %s", len(batch.entries), exc)  # noqa: TRY400
+            self._games.update(batch.before)
+            batch.dirty -= set(batch.before)
+            batch.events.clear()
+            batch.replies = [
+                (to, reply if not reply.ok else self._unstored(reply))
+                for to, reply in batch.replies
+            ]
+            for entry in batch.entries:
+                self._counters[entry.game].rejected += 1
+            return
+        for entry in batch.entries:
+            self._counters[entry.game].accepted += 1
+
+    @staticmethod
+    def _unstored(reply: Reply) -> Reply:
+        return Reply.rejected(
+            reply.request_id,
+            ErrorCode.STORAGE_UNAVAILABLE,
+            "the hub could not store the command (disk full or read-only); nothing changed",
+        )
+
+    def _reject(
+        self,
+        batch: _Batch,
+        reply_to: str,
+        game: str | None,
+        code: ErrorCode,
+        msg: str,
+        *,
+        rid: str | None,
+    ) -> None:
+        _LOGGER.info("rejected command from %s on %s: %s: %s", reply_to, game, code, msg)
+        if game in self._counters:
+            self._counters[game].rejected += 1
+        else:
+            self._other_rejected += 1
+        batch.replies.append((reply_to, Reply.rejected(rid, code, msg)))
+
+    def _command(self, message: Inbound, where: CommandTopic, now: datetime, batch: _Batch) -> None:
+        if message.sender is not None and message.sender != where.client_id:
+            if valid_client_id(message.sender):
+                self._reject(
+                    batch,
+                    message.sender,
+                    where.game,
+                    ErrorCode.FORBIDDEN,
+                    f"you are {message.sender!r}: send commands only on"
+                    f" {self._topics.game_command(where.game, message.sender)}",
+                    rid=None,
+                )
+            else:
+                _LOGGER.warning(
+                    "dropped a command on %s from client %r, which has no reply topic",
+                    message.topic,
+                    message.sender,
+                )
+            return
+        try:
+            command = decode_command(message.payload, max_bytes=self._opts.max_payload_bytes)
+        except DecodeError as exc:
+            self._reject(
+                batch, where.client_id, where.game, exc.code, exc.message, rid=exc.request_id
+            )
+            return
+        state = self._games.get(where.game)
+        if state is None:
+            known = ", ".join(self._games)
+            self._reject(
+                batch,
+                where.client_id,
+                where.game,
+                ErrorCode.UNKNOWN_GAME,
+                f"no game {where.game[:40]!r}; this hub runs: {known}",
+                rid=command.request_id,
+            )
+            return
+        actor = Actor(client_id=where.client_id, role=self._role_of(where.client_id))
+        outcome = apply(state, command, actor=actor, now=now)
+        if isinstance(outcome, Rejected):
+            self._reject(
+                batch,
+                where.client_id,
+                where.game,
+                outcome.code,
+                outcome.message,
+                rid=command.request_id,
+            )
+            return
+        batch.before.setdefault(where.game, state)
+        self._games[where.game] = outcome.state
+        self._changed_at[where.game] = now
+        batch.dirty.add(where.game)
+        batch.entries.append(
+            JournalEntry(
+                game=where.game,
+                version=outcome.state.version,
+                epoch=self.epoch,
+                at=now,
+                actor=actor,
+                command=command,
+                event=outcome.event,
+            )
+        )
+        batch.events.append(outcome.event)
+        batch.replies.append(
+            (where.client_id, Reply.accepted(command.request_id, outcome.state.version))
+        )
+
+    def _presence(self, message: Inbound, client_id: str, now: datetime, batch: _Batch) -> None:
+        if message.sender is not None and message.sender != client_id:
+            _LOGGER.warning("ignored presence for %s published by %s", client_id, message.sender)
+            return
+        if not message.payload:
+            online = False  # the retained presence was cleared
+        else:
+            try:
+                online = decode_model(message.payload, Presence).state == "online"
+            except DecodeError as exc:
+                _LOGGER.warning("ignored malformed presence of %s: %s", client_id, exc.message)
+                return
+        if self._online.get(client_id, False) == online:
+            self._online[client_id] = online
+            return
+        self._online[client_id] = online
+        for game, state in self._games.items():
+            if state.table.seat_of(client_id) is not None:
+                self._changed_at[game] = now
+                batch.dirty.add(game)
+
+    # --- publishing ------------------------------------------------------------------------
+    async def _publish_state(self, game: str) -> None:
+        view = snapshot(
+            self._games[game],
+            epoch=self.epoch,
+            online=self._online,
+            updated_at=self._changed_at[game],
+        )
+        await self._transport.publish(self._topics.game_state(game), encode(view), retain=True)
+
+    async def _publish_status(self, state: str) -> None:
+        status = Status(
+            state="online" if state == "online" else "offline",
+            epoch=self.epoch,
+            version=self._opts.version,
+            started_at=self._started_at,
+        )
+        await self._transport.publish(self._topics.status, encode(status), retain=True)
+
+    def stats(self) -> Stats:
+        games = {
+            game: GameCounters(accepted=c.accepted, rejected=c.rejected)
+            for game, c in self._counters.items()
+        }
+        return Stats(
+            clients_connected=sum(self._online.values()),
+            commands_accepted=sum(c.accepted for c in self._counters.values()),
+            commands_rejected=sum(c.rejected for c in self._counters.values())
+            + self._other_rejected,
+            games=games,
+            uptime_s=round(time.monotonic() - self._started_mono, 3),
+            epoch=self.epoch,
+            at=self._clock(),
+        )
+
+    async def _stats_loop(self) -> None:
+        while True:
+            await self._transport.publish(self._topics.stats, encode(self.stats()), retain=True)
+            await asyncio.sleep(self._opts.stats_interval)

@@ -1,0 +1,60 @@
+"""How the state service reaches the broker, whichever broker it is.
+
+``Transport`` is implemented by the embedded broker (``hub.broker.EmbeddedTransport``,
+in-process, knows each publisher's identity) and by an MQTT client link to an external
+broker (``hub.link.MqttTransport``, where the broker's ACL vouches for the topic).
+The state service depends only on this Protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Inbound", "Transport", "TransportError", "topic_matches"]
+
+
+class TransportError(Exception):
+    """The broker could not be reached or refused an operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message the service subscribed to.
+
+    ``sender`` is the publisher's authenticated identity where the transport knows it
+    (the embedded broker); ``None`` where the broker's ACL vouches for the topic instead.
+    """
+
+    topic: str
+    payload: bytes
+    sender: str | None = None
+    retained: bool = False
+
+
+class Transport(Protocol):
+    async def subscribe(self, *filters: str) -> None:
+        """Receive messages matching ``filters``, starting with retained ones."""
+
+    async def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1
+    ) -> None:
+        """Publish; an empty retained payload clears the retained message."""
+
+    def messages(self) -> AsyncIterator[Inbound]:
+        """Inbound messages in arrival order, until the transport closes."""
+        ...
+
+
+def topic_matches(topic: str, topic_filter: str) -> bool:
+    """MQTT 3.1.1 filter matching (``+``, ``#``, and ``$`` topics hidden from wildcards)."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    levels = topic.split("/")
+    for index, part in enumerate(topic_filter.split("/")):
+        if part == "#":
+            return True
+        if index >= len(levels) or (part != "+" and part != levels[index]):
+            return False
+    return len(levels) == len(topic_filter.split("/"))
