@@ -21,6 +21,7 @@ from typing import Self, TypeVar
 
 from hub.clock import utc_now
 from hub.protocol import (
+    Command,
     CommandTopic,
     DecodeError,
     ErrorCode,
@@ -266,29 +267,20 @@ class StateService:
         batch.replies.append((reply_to, Reply.rejected(rid, code, msg)))
 
     def _command(self, message: Inbound, where: CommandTopic, now: datetime, batch: _Batch) -> None:
-        if message.sender is not None and message.sender != where.client_id:
-            if valid_client_id(message.sender):
-                self._reject(
-                    batch,
-                    message.sender,
-                    where.game,
-                    ErrorCode.FORBIDDEN,
-                    f"you are {message.sender!r}: send commands only on"
-                    f" {self._topics.game_command(where.game, message.sender)}",
-                    rid=None,
-                )
-            else:
-                _LOGGER.warning(
-                    "dropped a command on %s from client %r, which has no reply topic",
-                    message.topic,
-                    message.sender,
-                )
-            return
+        command: Command | None = None
+        failure: DecodeError | None = None
         try:
             command = decode_command(message.payload, max_bytes=self._opts.max_payload_bytes)
+            request_id = command.request_id
         except DecodeError as exc:
+            failure, request_id = exc, exc.request_id
+        if message.sender is not None and message.sender != where.client_id:
+            self._spoofed(message, where, batch, request_id)
+            return
+        if command is None:
+            assert failure is not None
             self._reject(
-                batch, where.client_id, where.game, exc.code, exc.message, rid=exc.request_id
+                batch, where.client_id, where.game, failure.code, failure.message, rid=request_id
             )
             return
         state = self._games.get(where.game)
@@ -333,6 +325,29 @@ class StateService:
         batch.events.append(outcome.event)
         batch.replies.append(
             (where.client_id, Reply.accepted(command.request_id, outcome.state.version))
+        )
+
+    def _spoofed(
+        self, message: Inbound, where: CommandTopic, batch: _Batch, request_id: str | None
+    ) -> None:
+        """A client published on another client's command topic (only the embedded broker
+        can tell; an external broker's ACL refuses it before it gets here)."""
+        sender = message.sender or ""
+        if not valid_client_id(sender):
+            _LOGGER.warning(
+                "dropped a command on %s from client %r, which has no reply topic",
+                message.topic,
+                sender,
+            )
+            return
+        self._reject(
+            batch,
+            sender,
+            where.game,
+            ErrorCode.FORBIDDEN,
+            f"you are {sender!r}: send commands only on"
+            f" {self._topics.game_command(where.game, sender)}",
+            rid=request_id,
         )
 
     def _presence(self, message: Inbound, client_id: str, now: datetime, batch: _Batch) -> None:

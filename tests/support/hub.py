@@ -1,0 +1,152 @@
+"""Run a real ``hub serve`` as a subprocess on free ports, and stop it for sure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class HubProcess:
+    """``with HubProcess(data_dir) as hub:`` -> ``hub.mqtt_port``, ``hub.http_port``."""
+
+    def __init__(
+        self, data_dir: Path, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.args = list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log or data_dir.parent / f"{data_dir.name}-hub.log"
+        self.proc: subprocess.Popen[str] | None = None
+        self.mqtt_port = 0
+        self.http_port = 0
+        self.ready_line = ""
+        self._log: IO[str] | None = None
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "hub",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--bind",
+            "127.0.0.1",
+            "--mqtt-port",
+            "0",
+            "--http-port",
+            "0",
+            *self.args,
+        ]
+
+    def start(self, timeout: float = 20.0) -> Self:
+        self._log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            self.command(),
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
+        line: list[str] = []
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not line or not line[0].startswith("tablehub ready"):
+            self.kill()
+            msg = f"hub did not get ready in {timeout} s: {line!r}\n{self.log_text()[-3000:]}"
+            raise RuntimeError(msg)
+        self.ready_line = line[0].strip()
+        ready = self.ready()
+        self.mqtt_port = int(ready["mqtt_port"])
+        self.http_port = int(ready["http_port"])
+        return self
+
+    def ready(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.data_dir / "ready.json").read_text())
+        return data
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._close()
+
+    def kill(self) -> None:
+        """kill -9, as a power cut would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._close()
+
+    def _close(self) -> None:
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def wait_exit(self, timeout: float) -> tuple[int, float]:
+        """Wait for the process to end; returns (exit code, seconds waited)."""
+        assert self.proc is not None
+        started = time.monotonic()
+        code = self.proc.wait(timeout)
+        self._close()
+        return code, time.monotonic() - started
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.stop(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close()
+
+
+def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run ``hub ARGS`` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,174 @@
+"""A real paho-mqtt client for tests: collects messages, waits on conditions."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hub.protocol import Topics
+
+TOPICS = Topics()
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class TestClient:
+    """``with TestClient(port, "alice") as c:`` connected, subscribed to its reply topic."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(
+        self,
+        port: int,
+        client_id: str,
+        *,
+        presence: bool = False,
+        keepalive: int = 30,
+        topics: Topics = TOPICS,
+    ) -> None:
+        self.port = port
+        self.client_id = client_id
+        self.topics = topics
+        self.keepalive = keepalive
+        self.messages: list[Message] = []
+        self._cond = threading.Condition()
+        self._presence = presence
+        self._connected = threading.Event()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self._client.on_message = self._on_message
+        self._client.on_connect = lambda *_a: self._connected.set()
+        if presence:
+            self._client.will_set(
+                topics.client_presence(client_id), b'{"state":"offline"}', qos=1, retain=True
+            )
+
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain), msg.qos))
+            self._cond.notify_all()
+
+    def __enter__(self) -> Self:
+        self._client.connect("127.0.0.1", self.port, keepalive=self.keepalive)
+        self._client.loop_start()
+        if not self._connected.wait(10):
+            self._client.loop_stop()
+            msg = f"{self.client_id} could not connect to port {self.port}"
+            raise TimeoutError(msg)
+        self.subscribe(self.topics.client_reply(self.client_id))
+        if self._presence:
+            self.publish(
+                self.topics.client_presence(self.client_id), {"state": "online"}, retain=True
+            )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        done = threading.Event()
+        self._client.on_subscribe = lambda *_a: done.set()
+        self._client.subscribe(topic_filter, qos)
+        if not done.wait(10):
+            msg = f"no SUBACK for {topic_filter}"
+            raise TimeoutError(msg)
+
+    def publish(
+        self, topic: str, payload: bytes | dict[str, Any], *, retain: bool = False, qos: int = 1
+    ) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self._client.publish(topic, data, qos=qos, retain=retain).wait_for_publish(10)
+
+    # --- waiting -------------------------------------------------------------------------
+    def wait_for(
+        self, predicate: Callable[[Message], bool], timeout: float = 10.0, *, after: int = 0
+    ) -> Message:
+        """The first message (from index ``after``) that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for message in self.messages[after:]:
+                    if predicate(message):
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [m.topic for m in self.messages[-10:]]
+                    msg = f"{self.client_id}: no matching message in {timeout} s; last: {seen}"
+                    raise TimeoutError(msg)
+                self._cond.wait(remaining)
+
+    def on_topic(self, topic: str, timeout: float = 10.0, *, after: int = 0) -> Message:
+        return self.wait_for(lambda m: m.topic == topic, timeout, after=after)
+
+    def state(self, game: str = "main", *, min_version: int = 0, timeout: float = 10.0) -> Any:
+        """The newest snapshot of ``game`` seen (subscribing first if needed) at >= min_version."""
+        topic = self.topics.game_state(game)
+        if not any(m.topic == topic for m in self.messages):
+            self.subscribe(topic)
+
+        def fresh(m: Message) -> bool:
+            return m.topic == topic and m.json()["version"] >= min_version
+
+        self.wait_for(fresh, timeout)
+        with self._cond:
+            return [m for m in self.messages if m.topic == topic][-1].json()
+
+    def send(
+        self,
+        payload: dict[str, Any] | bytes,
+        game: str = "main",
+        *,
+        topic: str | None = None,
+        timeout: float = 10.0,
+    ) -> Any:
+        """Publish a command and return the reply (matched by request_id where possible)."""
+        reply_topic = self.topics.client_reply(self.client_id)
+        with self._cond:
+            mark = len(self.messages)
+        request_id: str | None = None
+        if isinstance(payload, dict) and "request_id" not in payload:
+            request_id = uuid.uuid4().hex[:12]
+            payload = {**payload, "request_id": request_id}
+        elif isinstance(payload, dict):
+            request_id = payload["request_id"]
+        self.publish(topic or self.topics.game_command(game, self.client_id), payload)
+
+        def is_reply(m: Message) -> bool:
+            return m.topic == reply_topic and (
+                request_id is None or m.json().get("request_id") == request_id
+            )
+
+        return self.wait_for(is_reply, timeout, after=mark).json()
+
+    def drop(self) -> None:
+        """Vanish without DISCONNECT (the socket closes; the broker sends the will)."""
+        sock = self._client.socket()
+        self._client.loop_stop()
+        if sock is not None:
+            sock.close()
