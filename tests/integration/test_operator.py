@@ -1,0 +1,161 @@
+"""What the operator sees: mosquitto_sub, the ready line, SIGTERM, presence, stats."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ClientFactory
+from tests.support.hub import HubProcess, run_cli
+from tests.support.mqtt import TOPICS, TestClient
+
+MOSQUITTO_SUB = shutil.which("mosquitto_sub")
+
+
+@pytest.mark.skipif(MOSQUITTO_SUB is None, reason="make test installs mosquitto-clients")
+def test_mosquitto_sub_shows_retained_status_and_state_at_once(
+    hub: HubProcess, connect: ClientFactory
+) -> None:
+    connect("alice").send({"type": "join", "name": "Alice"})
+    assert MOSQUITTO_SUB is not None
+    done = subprocess.run(
+        [
+            MOSQUITTO_SUB,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(hub.mqtt_port),
+            "-t",
+            "tablehub/#",
+            "-v",
+            "-F",
+            "%r %t %p",
+            "-C",
+            "3",
+            "-W",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {}
+    for line in done.stdout.splitlines():
+        retained, topic, payload = line.split(" ", 2)
+        lines[topic] = (retained, json.loads(payload))
+    assert set(lines) == {TOPICS.status, TOPICS.game_state("main"), TOPICS.stats}
+    assert all(retained == "1" for retained, _ in lines.values())
+    assert lines[TOPICS.status][1]["state"] == "online"
+    assert lines[TOPICS.game_state("main")][1]["p1_name"] == "Alice"
+
+
+def test_ready_line_ready_file_and_health(hub: HubProcess) -> None:
+    match = re.fullmatch(
+        r"tablehub ready mqtt=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)", hub.ready_line
+    )
+    assert match is not None, hub.ready_line
+    assert (int(match[1]), int(match[2])) == (hub.mqtt_port, hub.http_port)
+    ready = hub.ready()
+    assert ready["mqtt"] == f"127.0.0.1:{hub.mqtt_port}"
+    assert ready["http"] == f"127.0.0.1:{hub.http_port}"
+    with urllib.request.urlopen(f"http://127.0.0.1:{hub.http_port}/healthz", timeout=5) as r:
+        health = json.loads(r.read())
+    assert health["ok"] is True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_publishes_offline_and_exits_0_within_5_s(
+    hub: HubProcess, connect: ClientFactory, sig: int
+) -> None:
+    watcher = connect("watcher")
+    watcher.subscribe(TOPICS.status)
+    assert watcher.on_topic(TOPICS.status).json()["state"] == "online"
+    mark = len(watcher.messages)
+    hub.signal(sig)
+    offline = watcher.wait_for(lambda m: m.topic == TOPICS.status, after=mark)
+    assert offline.json()["state"] == "offline"
+    assert offline.json()["epoch"] == 1
+    code, waited = hub.wait_exit(timeout=5)
+    assert code == 0
+    assert waited < 5
+    assert not (hub.data_dir / "ready.json").exists()
+
+
+def test_presence_will_marks_a_vanished_player_disconnected(
+    hub: HubProcess, connect: ClientFactory
+) -> None:
+    watcher = connect("watcher")
+    alice = connect("alice", presence=True)
+    alice.send({"type": "join", "name": "Alice"})
+
+    def connected(state: dict[str, object]) -> bool:
+        return state["players"][0]["connected"]  # type: ignore[index, no-any-return]
+
+    watcher.subscribe(TOPICS.game_state("main"))
+    watcher.wait_for(lambda m: m.topic.endswith("/state") and connected(m.json()))
+    version = watcher.state()["version"]
+    mark = len(watcher.messages)
+    alice.drop()  # no DISCONNECT: the broker publishes the will
+    gone = watcher.wait_for(
+        lambda m: m.topic.endswith("/state") and not connected(m.json()), after=mark
+    )
+    assert gone.json()["version"] == version, "presence never bumps the version"
+    assert gone.json()["players"][0]["client_id"] == "alice"
+
+
+def test_stats_are_retained_with_counters(tmp_path: Path) -> None:
+    with (
+        HubProcess(tmp_path / "var", env={"HUB_STATS_INTERVAL": "0.2"}) as hub,
+        TestClient(hub.mqtt_port, "alice", presence=True) as alice,
+    ):
+        alice.send({"type": "join", "name": "Alice"})
+        alice.send({"type": "teleport"})
+        alice.send({"type": "join", "name": "Alice"}, game="nope")
+        with TestClient(hub.mqtt_port, "watcher") as watcher:
+            watcher.subscribe(TOPICS.stats)
+            first = watcher.on_topic(TOPICS.stats)
+            assert first.retain
+            counted = watcher.wait_for(
+                lambda m: m.topic == TOPICS.stats and m.json()["commands_rejected"] == 2
+            ).json()
+    assert counted["games"] == {"main": {"accepted": 1, "rejected": 1}}
+    assert counted["commands_accepted"] == 1
+    assert counted["clients_connected"] == 1
+    assert counted["uptime_s"] > 0
+    assert counted["epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["--mqtt-port", "70000"], {}, "mqtt_port"),
+        ([], {"HUB_GAMES": '["Bad Name"]'}, "games"),
+        (["--topic-root", "a/#"], {}, "topic_root"),
+        (["--config", "/nonexistent.toml"], {}, "does not exist"),
+    ],
+)
+def test_bad_settings_fail_fast_with_a_clear_message(
+    tmp_path: Path, args: list[str], env: dict[str, str], needle: str
+) -> None:
+    hub = HubProcess(tmp_path / "var", *args, env=env)
+    done = subprocess.run(
+        hub.command(), env=hub.env, capture_output=True, text=True, timeout=20, check=False
+    )
+    assert done.returncode == 2
+    assert needle in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_history_of_empty_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    done = run_cli("history", "--data-dir", str(tmp_path / "none"))
+    assert done.returncode == 1
+    assert "no journal" in done.stderr
