@@ -1,4 +1,4 @@
-"""The ``hub`` command line: serve, history, state."""
+"""The ``hub`` command line: serve, users, mosquitto-config, history, state."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hub import __version__
+from hub.auth import AuthError, Role, UserStore
+from hub.auth.passwords import new_password
+from hub.mosquitto import write_mosquitto_config
 from hub.protocol import encode, valid_game_name
 from hub.settings import HubSettings, SettingsError, load_settings
 from hub.state.errors import StateError
@@ -37,6 +40,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--mqtt-port", type=int, help="MQTT port (default 1883, 0 = any free)")
     serve.add_argument("--http-port", type=int, help="HTTP port (default 8080, 0 = any free)")
     serve.add_argument("--topic-root", help="topic root R (default tablehub)")
+    serve.add_argument(
+        "--broker", help="use an external broker, mqtt://USER:PASS@HOST:PORT (default: embedded)"
+    )
+    serve.add_argument(
+        "--command-rate-limit", type=float, help="commands/s per client (default 20, 0 = off)"
+    )
+
+    users = commands.add_parser("users", help="manage operator and display users")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    add = user_commands.add_parser("add", help="add a user (prints a random password)")
+    common(add)
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["operator", "display", "player"])
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    remove = user_commands.add_parser("remove", help="remove a user")
+    common(remove)
+    remove.add_argument("name")
+    common(user_commands.add_parser("list", help="list users and roles"))
+
+    mosq = commands.add_parser(
+        "mosquitto-config", help="write password, ACL and config files for Mosquitto"
+    )
+    common(mosq)
+    mosq.add_argument("--out", type=Path, required=True, help="directory to write into")
+    mosq.add_argument("--topic-root", help="topic root R (default tablehub)")
 
     history = commands.add_parser("history", help="print a game's journal")
     common(history)
@@ -58,6 +86,25 @@ def _setup_logging(level: str) -> None:
     if level != "DEBUG":  # amqtt logs every connection at INFO
         logging.getLogger("amqtt").setLevel(logging.WARNING)
         logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+def _users(settings: HubSettings, args: argparse.Namespace) -> int:
+    store = UserStore(settings.data_dir)
+    if args.users_command == "list":
+        for user in store.list():
+            print(f"{user.name:<24} {user.role:<9} created {user.created_at}")
+        return 0
+    if args.users_command == "remove":
+        store.remove(args.name)
+        print(f"removed {args.name}")
+        return 0
+    generated = not args.password_stdin
+    password = new_password() if generated else sys.stdin.readline().rstrip("\n")
+    user = store.add(args.name, Role(args.role), password)
+    print(f"added {user.role} {user.name!r}")
+    if generated:
+        print(f"password: {password}")
+    return 0
 
 
 def _history(settings: HubSettings, args: argparse.Namespace) -> int:
@@ -101,7 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mqtt_port": args.mqtt_port,
             "http_port": args.http_port,
             "topic_root": args.topic_root,
+            "broker": args.broker,
+            "command_rate_limit": args.command_rate_limit,
         }
+    elif args.command == "mosquitto-config":
+        overrides["topic_root"] = args.topic_root
     try:
         settings = load_settings(args.config, **overrides)
     except SettingsError as exc:
@@ -117,9 +168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(serve(settings))
             return 0
+        if args.command == "users":
+            return _users(settings, args)
+        if args.command == "mosquitto-config":
+            return write_mosquitto_config(settings, args.out)
         if args.command == "history":
             return _history(settings, args)
         return _state(settings, args)
-    except (StateError, OSError) as exc:
+    except (StateError, AuthError, OSError) as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from hub.protocol import MAX_PAYLOAD_BYTES, Topics, valid_client_id, valid_game_name
+from hub.link.url import BrokerUrl, parse_broker_url
+from hub.protocol import MAX_PAYLOAD_BYTES, Topics, valid_game_name
 
 __all__ = ["DEFAULT_CONFIG_FILE", "HubSettings", "SettingsError", "load_settings"]
 
@@ -46,10 +47,12 @@ class HubSettings(BaseSettings):
     """Rounds per game when ``start`` does not say."""
     max_payload_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = MAX_PAYLOAD_BYTES
     stats_interval: Annotated[float, Field(gt=0)] = 10.0
-    operators: tuple[str, ...] = ("operator",)
-    """Client ids with the operator role."""
-    displays: tuple[str, ...] = ("display",)
-    """Client ids with the display role (Pi nodes)."""
+    broker: SecretStr | None = None
+    """``mqtt://USER:PASS@HOST:PORT`` of an external broker to use instead of the embedded
+    one (the service then logs in as USER)."""
+    command_rate_limit: Annotated[float, Field(ge=0)] = 20.0
+    """Commands per second per client; 0 turns the limit off."""
+    command_burst: Annotated[int, Field(ge=1)] = 40
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("topic_root")
@@ -70,14 +73,16 @@ class HubSettings(BaseSettings):
                 raise ValueError(msg)
         return value
 
-    @field_validator("operators", "displays")
+    @field_validator("broker")
     @classmethod
-    def _check_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for client_id in value:
-            if not valid_client_id(client_id):
-                msg = f"invalid client id {client_id!r}"
-                raise ValueError(msg)
+    def _check_broker(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_broker_url(value.get_secret_value())  # raises ValueError without the secret
         return value
+
+    @property
+    def broker_url(self) -> BrokerUrl | None:
+        return parse_broker_url(self.broker.get_secret_value()) if self.broker else None
 
     @property
     def topics(self) -> Topics:

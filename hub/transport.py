@@ -8,11 +8,11 @@ The state service depends only on this Protocol.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Inbound", "Transport", "TransportError", "topic_matches"]
+__all__ = ["Inbound", "Transport", "TransportError"]
 
 
 class TransportError(Exception):
@@ -46,15 +46,5 @@ class Transport(Protocol):
         """Inbound messages in arrival order, until the transport closes."""
         ...
 
-
-def topic_matches(topic: str, topic_filter: str) -> bool:
-    """MQTT 3.1.1 filter matching (``+``, ``#``, and ``$`` topics hidden from wildcards)."""
-    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
-        return False
-    levels = topic.split("/")
-    for index, part in enumerate(topic_filter.split("/")):
-        if part == "#":
-            return True
-        if index >= len(levels) or (part != "+" and part != levels[index]):
-            return False
-    return len(levels) == len(topic_filter.split("/"))
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Call ``callback`` after every re-connection to the broker (not the first)."""

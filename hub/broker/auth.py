@@ -1,17 +1,32 @@
-"""Authentication plugins for the embedded broker."""
+"""Authentication and topic ACL plugins for the embedded broker.
+
+The rules themselves live in ``hub.auth`` (broker-agnostic); these plugins apply them to
+amqtt sessions. An authenticated session carries its ``Identity`` in
+``session.attributes[IDENTITY]``; the ACL reads it from there.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.contexts import Action
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-__all__ = ["OpenAuthPlugin"]
+from hub.auth import Acl, Identity, LoginThrottle, Role, UserStore
+
+__all__ = ["IDENTITY", "HubAuthPlugin", "OpenAuthPlugin"]
+
+_LOGGER = logging.getLogger(__name__)
+IDENTITY = "hub.identity"
 
 
 class OpenAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
-    """Admit every client as itself.
+    """Admit every client as itself (tests of broker conformance only).
 
     Unlike amqtt's AnonymousAuthPlugin it does not mark sessions anonymous, so persistent
     sessions (clean session 0) keep their subscriptions and queued QoS 1/2 messages.
@@ -23,3 +38,77 @@ class OpenAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
 
     async def authenticate(self, *, session: Session) -> bool | None:
         return True
+
+
+class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
+    """Users from the hub's user store; publish/subscribe rules from ``hub.auth.Acl``."""
+
+    @dataclass
+    class Config:
+        users: Any = None
+        """The UserStore."""
+        acl: Any = None
+        """The Acl."""
+        throttle: Any = None
+        """The LoginThrottle for failed logins."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._users: UserStore = self.config.users
+        self._acl: Acl = self.config.acl
+        self._throttle: LoginThrottle = self.config.throttle
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        name, password = session.username, session.password
+        address = session.remote_address or "?"
+        user = self._users.login(name) if name else None
+        ok = (
+            user is not None
+            and password is not None
+            and await asyncio.to_thread(self._users.check_password, user, password)
+        )
+        if not ok or user is None:
+            delay = self._throttle.failed(address, time.monotonic())
+            _LOGGER.warning(
+                "refused login as %r from %s (bad credentials; answer delayed %.2f s)",
+                name,
+                address,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            return False
+        if user.role in (Role.PLAYER, Role.DISPLAY) and session.client_id != user.name:
+            _LOGGER.warning(
+                "refused %s %r from %s: its MQTT client id must be its username, not %r",
+                user.role,
+                user.name,
+                address,
+                session.client_id,
+            )
+            return False
+        session.attributes[IDENTITY] = Identity(username=user.name, role=user.role)
+        return True
+
+    async def topic_filtering(
+        self,
+        *,
+        session: Session | None = None,
+        topic: str | None = None,
+        action: Action | None = None,
+    ) -> bool | None:
+        if action is Action.RECEIVE:
+            return True  # every subscription was vetted when it was made
+        identity = session.attributes.get(IDENTITY) if session is not None else None
+        if not isinstance(identity, Identity) or topic is None:
+            return False
+        if action is Action.PUBLISH:
+            allowed = self._acl.may_publish(identity, topic)
+            if not allowed:
+                _LOGGER.warning(
+                    "dropped publish by %s to %s: not allowed", identity.username, topic
+                )
+            return allowed
+        allowed = self._acl.may_subscribe(identity, topic)
+        if not allowed:
+            _LOGGER.info("refused subscription of %s to %s", identity.username, topic)
+        return allowed

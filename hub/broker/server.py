@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -12,6 +13,13 @@ from amqtt.errors import BrokerError as AmqttBrokerError
 
 from hub.broker.conformance import HubBroker
 from hub.broker.errors import BrokerError
+from hub.broker.limits import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PACKET_SIZE,
+    DEFAULT_MAX_QUEUED_MESSAGES,
+    Limits,
+)
 from hub.broker.transport import EmbeddedTransport
 
 __all__ = ["BrokerOptions", "EmbeddedBroker"]
@@ -26,6 +34,22 @@ class BrokerOptions:
     bind: str = "0.0.0.0"  # noqa: S104 - the table's phones and Pi are on the LAN
     port: int = 1883
     """0 picks a free port; ``EmbeddedBroker.port`` tells which."""
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    """Seconds a new connection may take to send its CONNECT."""
+    max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
+    """Largest inbound packet (remaining length, bytes); a bigger one closes the connection."""
+    max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES
+    """Per client: pending deliveries before a client that stopped reading is disconnected,
+    and QoS 1/2 messages kept for an offline persistent session (more are dropped)."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Open connections over all listeners; more get CONNACK 0x03 (server unavailable)."""
+    session_expiry: int = 86_400
+    """Seconds a disconnected persistent session (clean session 0) is kept."""
+    auth: Mapping[str, Mapping[str, Any]] | None = None
+    """Authentication/ACL plugins, dotted class path -> config; None admits everyone
+    (``OpenAuthPlugin``, for conformance tests only)."""
+    extra_plugins: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """More amqtt plugins, dotted class path -> config (e.g. a topic ACL plugin)."""
 
 
 class EmbeddedBroker:
@@ -50,7 +74,15 @@ class EmbeddedBroker:
                 },
                 _WS_LISTENER: {"type": "external"},
             },
-            "plugins": {"hub.broker.auth.OpenAuthPlugin": {}},
+            "session_expiry_interval": self._options.session_expiry,
+            "plugins": {
+                **(
+                    {path: dict(config) for path, config in self._options.auth.items()}
+                    if self._options.auth is not None
+                    else {"hub.broker.auth.OpenAuthPlugin": {}}
+                ),
+                **{path: dict(config) for path, config in self._options.extra_plugins.items()},
+            },
         }
 
     @property
@@ -68,7 +100,14 @@ class EmbeddedBroker:
         return self._transport
 
     async def __aenter__(self) -> Self:
-        broker = HubBroker(self._config())
+        options = self._options
+        limits = Limits(
+            connect_timeout=options.connect_timeout,
+            max_packet_size=options.max_packet_size,
+            max_queued_messages=options.max_queued_messages,
+            max_connections=options.max_connections,
+        )
+        broker = HubBroker(self._config(), limits=limits)
         try:
             await broker.start()
         except AmqttBrokerError as exc:
@@ -92,7 +131,20 @@ class EmbeddedBroker:
         if self._transport is not None:
             self._transport.close()
         if self._broker is not None:
+            await _flush(self._broker)
             await self._broker.shutdown()
         self._broker = None
         self._transport = None
         self._port = None
+
+
+async def _flush(broker: HubBroker, timeout: float = 1.0) -> None:
+    """Let queued messages (the service's last ``offline`` status) reach their subscribers:
+    amqtt's shutdown cancels pending deliveries."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        queue_empty = broker._broadcast_queue.empty()  # noqa: SLF001
+        if queue_empty and all(task.done() for task in broker._tasks_queue):  # noqa: SLF001
+            return
+        await asyncio.sleep(0.01)

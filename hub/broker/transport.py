@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from amqtt.session import Session
 
 from hub.broker.conformance import HubBroker
-from hub.transport import Inbound, topic_matches
+from hub.protocol import topic_matches
+from hub.transport import Inbound
 
 __all__ = ["EmbeddedTransport"]
 
@@ -58,6 +59,9 @@ class EmbeddedTransport:
                 return
             assert isinstance(item, Inbound)
             yield item
+
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """In-process: the link never drops, so there is nothing to call back."""
 
     def close(self) -> None:
         self._broker.message_tap = None

@@ -41,6 +41,7 @@ from hub.protocol.topics import (
     GAME_NAME_PATTERN,
     CommandTopic,
     Topics,
+    topic_matches,
     valid_client_id,
     valid_game_name,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "decode_command",
     "decode_model",
     "encode",
+    "topic_matches",
     "valid_client_id",
     "valid_game_name",
 ]

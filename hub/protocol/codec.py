@@ -65,13 +65,23 @@ def _first_error(exc: ValidationError, *, tagged: bool = False) -> str:
     return f"{where}: {err['msg']}"
 
 
+def _readable_request_id(raw: object) -> str | None:
+    """The request id to echo in a rejection: only one the reply can carry as UTF-8."""
+    if not isinstance(raw, str) or len(raw) > MAX_REQUEST_ID_CHARS:
+        return None
+    try:
+        raw.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") cannot be sent back
+        return None
+    return raw
+
+
 def decode_command(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Command:
     """Parse a command payload; raise DecodeError with the reply's error code."""
     data = _load_json(payload, max_bytes)
     if not isinstance(data, dict):
         raise DecodeError(ErrorCode.INVALID_JSON, "a command must be a JSON object")
-    raw_id = data.get("request_id")
-    request_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= MAX_REQUEST_ID_CHARS else None
+    request_id = _readable_request_id(data.get("request_id"))
     kind = data.get("type")
     if not isinstance(kind, str):
         raise DecodeError(

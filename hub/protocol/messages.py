@@ -7,11 +7,19 @@ into these, and nothing downstream sees raw JSON. Commands are validated strictl
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from hub.protocol.errors import ErrorCode
 
@@ -67,8 +75,24 @@ def _clean_name(value: str) -> str:
     return name
 
 
+def _strict_seat(value: object) -> object:
+    # Literal[1, 2] alone lets true and 1.0 through, even in strict mode.
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = "seat must be the integer 1 or 2"
+        raise ValueError(msg)  # noqa: TRY004 - pydantic reports only ValueError as invalid
+    return value
+
+
+def _utc_millis(value: datetime) -> str:
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 Name = Annotated[str, AfterValidator(_clean_name)]
 Seat = Literal[1, 2]
+CommandSeat = Annotated[Seat, BeforeValidator(_strict_seat)]
+Timestamp = Annotated[datetime, PlainSerializer(_utc_millis, return_type=str, when_used="json")]
+"""A time on the wire: ISO 8601 UTC with milliseconds (``2026-11-24T08:07:48.506Z``)."""
 
 
 class GameStatus(StrEnum):
@@ -93,7 +117,7 @@ class Join(_CommandBase):
 
     type: Literal["join"]
     name: Name
-    seat: Seat | None = None
+    seat: CommandSeat | None = None
 
 
 class Leave(_CommandBase):
@@ -145,7 +169,7 @@ class Kick(_CommandBase):
     """Free a seat (operator)."""
 
     type: Literal["kick"]
-    seat: Seat
+    seat: CommandSeat
 
 
 Command = Annotated[
@@ -185,7 +209,7 @@ class Snapshot(WireModel):
     current_player_id: Seat
     players: tuple[PlayerView, PlayerView]
     winner_id: Seat | None
-    updated_at: datetime
+    updated_at: Timestamp
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -203,7 +227,7 @@ class Event(WireModel):
     version: int
     type: str
     by: str
-    at: datetime
+    at: Timestamp
     name: str | None = None
     seat: Seat | None = None
     points: int | None = None
@@ -259,7 +283,7 @@ class Status(WireModel):
     state: Literal["online", "offline"]
     epoch: int
     version: str
-    started_at: datetime
+    started_at: Timestamp
 
 
 class Presence(WireModel):
@@ -283,4 +307,4 @@ class Stats(WireModel):
     games: dict[str, GameCounters]
     uptime_s: float
     epoch: int
-    at: datetime
+    at: Timestamp

@@ -21,6 +21,7 @@ __all__ = [
     "GAME_NAME_PATTERN",
     "CommandTopic",
     "Topics",
+    "topic_matches",
     "valid_client_id",
     "valid_game_name",
 ]
@@ -137,3 +138,16 @@ class Topics:
         if levels is None or len(levels) != 3 or levels[0] != "games" or levels[2] != "state":
             return None
         return levels[1] if valid_game_name(levels[1]) else None
+
+
+def topic_matches(topic: str, topic_filter: str) -> bool:
+    """MQTT 3.1.1 filter matching (``+``, ``#``, and ``$`` topics hidden from wildcards)."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    levels = topic.split("/")
+    for index, part in enumerate(topic_filter.split("/")):
+        if part == "#":
+            return True
+        if index >= len(levels) or (part != "+" and part != levels[index]):
+            return False
+    return len(levels) == len(topic_filter.split("/"))

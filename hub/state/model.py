@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from hub.auth.roles import Role
 from hub.protocol import GameStatus
 from hub.protocol.messages import Seat
 
@@ -15,13 +15,6 @@ __all__ = ["UNDO_DEPTH", "Actor", "GameState", "Role", "Round", "SeatHolder"]
 
 UNDO_DEPTH = 32
 """How many earlier states ``undo`` can step back through."""
-
-
-class Role(StrEnum):
-    PLAYER = "player"
-    OPERATOR = "operator"
-    DISPLAY = "display"
-    SERVICE = "service"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
+from hub.auth import RateLimiter
 from hub.clock import utc_now
 from hub.protocol import (
     Command,
@@ -43,7 +44,7 @@ from hub.state.recovery import replay
 from hub.state.reducer import Rejected, apply
 from hub.state.store import SNAPSHOT_EVERY, JournalEntry, Store
 from hub.state.view import snapshot
-from hub.transport import Inbound, Transport
+from hub.transport import Inbound, Transport, TransportError
 
 __all__ = ["RoleOf", "ServiceOptions", "StateService"]
 
@@ -62,6 +63,12 @@ class ServiceOptions:
     max_payload_bytes: int
     stats_interval: float
     version: str
+    epoch: int
+    """This start's epoch (``Store.next_epoch``), also in the transport's last will."""
+    started_at: datetime
+    command_rate: float = 20.0
+    """Commands per second per client (0 = no limit)."""
+    command_burst: int = 40
 
 
 @dataclass(slots=True)
@@ -107,22 +114,19 @@ class StateService:
         self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
-        self.epoch = 0
-        self._started_at = clock()
+        self.epoch = options.epoch
+        self._started_at = options.started_at
         self._started_mono = time.monotonic()
+        self._limiter = RateLimiter(options.command_rate, options.command_burst)
 
     # --- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Self:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="journal")
-        await self._io(self._store.__enter__)
-        self.epoch = await self._io(self._store.next_epoch)
         for game in self._opts.games:
             self._games[game] = await self._io(self._restore, game)
             self._changed_at[game] = self._games[game].updated_at
-        self._started_at = self._clock()
-        await self._publish_status("online")
-        for game in self._games:
-            await self._publish_state(game)
+        await self._republish()
+        self._transport.on_reconnect(self._republish)
         await self._transport.subscribe(self._topics.command_filter, self._topics.presence_filter)
         self._tasks = [
             asyncio.create_task(self._pump(), name="state-pump"),
@@ -148,10 +152,16 @@ class StateService:
         with contextlib.suppress(StorageUnavailableError):
             await self._io(self._store.append, [], list(self._games.values()))
         await self._publish_status("offline")
-        await self._io(self._store.__exit__, None, None, None)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         _LOGGER.info("state service stopped")
+
+    async def _republish(self) -> None:
+        """Retained status and every game's state: at start and after each reconnect,
+        since a broker may have lost its retained messages."""
+        await self._publish_status("online")
+        for game in self._games:
+            await self._publish_state(game)
 
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking journal work on the journal's own thread."""
@@ -214,9 +224,9 @@ class StateService:
         for game in sorted(batch.dirty):
             await self._publish_state(game)
         for event in batch.events:
-            await self._transport.publish(self._topics.game_events(event.game), encode(event))
+            await self._send(self._topics.game_events(event.game), encode(event))
         for reply_to, reply in batch.replies:
-            await self._transport.publish(self._topics.client_reply(reply_to), encode(reply))
+            await self._send(self._topics.client_reply(reply_to), encode(reply))
 
     async def _commit(self, batch: _Batch) -> None:
         snapshots = [
@@ -267,6 +277,16 @@ class StateService:
         batch.replies.append((reply_to, Reply.rejected(rid, code, msg)))
 
     def _command(self, message: Inbound, where: CommandTopic, now: datetime, batch: _Batch) -> None:
+        if not self._limiter.allow(message.sender or where.client_id, time.monotonic()):
+            self._reject(
+                batch,
+                message.sender or where.client_id,
+                where.game,
+                ErrorCode.RATE_LIMITED,
+                f"more than {self._opts.command_rate:g} commands per second; slow down",
+                rid=None,
+            )
+            return
         command: Command | None = None
         failure: DecodeError | None = None
         try:
@@ -372,6 +392,12 @@ class StateService:
                 batch.dirty.add(game)
 
     # --- publishing ------------------------------------------------------------------------
+    async def _send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        try:
+            await self._transport.publish(topic, payload, retain=retain)
+        except TransportError as exc:  # the link reconnects and we republish then
+            _LOGGER.warning("could not publish %s: %s", topic, exc)
+
     async def _publish_state(self, game: str) -> None:
         view = snapshot(
             self._games[game],
@@ -379,7 +405,7 @@ class StateService:
             online=self._online,
             updated_at=self._changed_at[game],
         )
-        await self._transport.publish(self._topics.game_state(game), encode(view), retain=True)
+        await self._send(self._topics.game_state(game), encode(view), retain=True)
 
     async def _publish_status(self, state: str) -> None:
         status = Status(
@@ -388,7 +414,7 @@ class StateService:
             version=self._opts.version,
             started_at=self._started_at,
         )
-        await self._transport.publish(self._topics.status, encode(status), retain=True)
+        await self._send(self._topics.status, encode(status), retain=True)
 
     def stats(self) -> Stats:
         games = {
@@ -408,5 +434,5 @@ class StateService:
 
     async def _stats_loop(self) -> None:
         while True:
-            await self._transport.publish(self._topics.stats, encode(self.stats()), retain=True)
+            await self._send(self._topics.stats, encode(self.stats()), retain=True)
             await asyncio.sleep(self._opts.stats_interval)

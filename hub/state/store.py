@@ -72,7 +72,8 @@ class Store:
                 if not self.path.exists():
                     msg = f"no journal at {self.path}"
                     raise StorageUnavailableError(msg)
-                db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                uri = f"{self.path.absolute().as_uri()}?mode=ro"  # as_uri escapes # ? %
+                db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -1,4 +1,4 @@
-"""Fixtures: a real hub on free ports per test, and real paho clients."""
+"""Fixtures: a real hub on free ports per test, and real paho clients with real users."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hub import HubProcess
+from tests.support.hub import HubProcess, password_of
 from tests.support.mqtt import TestClient
 
 ClientFactory = Callable[..., TestClient]
@@ -26,11 +26,17 @@ def hub(data_dir: Path) -> Iterator[HubProcess]:
 
 @pytest.fixture
 def connect(hub: HubProcess) -> Iterator[ClientFactory]:
-    """``connect("alice")`` -> a connected TestClient on the running hub (closed after)."""
+    """``connect("alice")`` -> a TestClient logged in as a player (created on first use);
+    ``connect("operator")`` logs in as the first-run operator."""
     clients: list[TestClient] = []
 
-    def factory(client_id: str, **kwargs: object) -> TestClient:
-        client = TestClient(hub.mqtt_port, client_id, **kwargs)  # type: ignore[arg-type]
+    def factory(client_id: str, *, role: str = "player", **kwargs: object) -> TestClient:
+        client = TestClient(
+            hub.mqtt_port,
+            client_id,
+            password=password_of(hub, client_id, role),
+            **kwargs,  # type: ignore[arg-type]
+        )
         client.__enter__()
         clients.append(client)
         return client

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.integration.conftest import ClientFactory
 from tests.support.hub import HubProcess
-from tests.support.mqtt import TOPICS, TestClient
+from tests.support.mqtt import TOPICS
 
 
 def test_full_game_from_join_to_finished(hub: HubProcess, connect: ClientFactory) -> None:
@@ -64,7 +64,7 @@ def test_tie_has_no_winner(hub: HubProcess, connect: ClientFactory) -> None:
 def test_games_run_side_by_side(tmp_path: Path) -> None:
     with (
         HubProcess(tmp_path / "var", env={"HUB_GAMES": '["main","side"]'}) as hub,
-        TestClient(hub.mqtt_port, "alice") as alice,
+        hub.client("alice") as alice,
     ):
         assert alice.send({"type": "join", "name": "A"}, game="side")["version"] == 1
         assert alice.state("side")["p1_name"] == "A"

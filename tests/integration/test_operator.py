@@ -13,39 +13,42 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ClientFactory
-from tests.support.hub import HubProcess, run_cli
-from tests.support.mqtt import TOPICS, TestClient
-
-MOSQUITTO_SUB = shutil.which("mosquitto_sub")
+from tests.support.hub import HubProcess, password_of, run_cli
+from tests.support.mqtt import TOPICS
 
 
-@pytest.mark.skipif(MOSQUITTO_SUB is None, reason="make test installs mosquitto-clients")
-def test_mosquitto_sub_shows_retained_status_and_state_at_once(
-    hub: HubProcess, connect: ClientFactory
-) -> None:
-    connect("alice").send({"type": "join", "name": "Alice"})
-    assert MOSQUITTO_SUB is not None
-    done = subprocess.run(
-        [
-            MOSQUITTO_SUB,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(hub.mqtt_port),
-            "-t",
-            "tablehub/#",
-            "-v",
-            "-F",
-            "%r %t %p",
-            "-C",
-            "3",
-            "-W",
-            "10",
-        ],
+def _mosquitto(
+    tool: str, port: int, user: str, password: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    path = shutil.which(tool)
+    assert path is not None, f"{tool} is missing: make test installs mosquitto-clients"
+    return subprocess.run(
+        [path, "-h", "127.0.0.1", "-p", str(port), "-i", user, "-u", user, "-P", password, *args],
         capture_output=True,
         text=True,
         timeout=20,
         check=False,
+    )
+
+
+def test_mosquitto_sub_shows_retained_status_and_state_at_once(
+    hub: HubProcess, connect: ClientFactory
+) -> None:
+    connect("alice").send({"type": "join", "name": "Alice"})
+    done = _mosquitto(
+        "mosquitto_sub",
+        hub.mqtt_port,
+        "operator",
+        password_of(hub, "operator"),
+        "-t",
+        "tablehub/#",
+        "-v",
+        "-F",
+        "%r %t %p",
+        "-C",
+        "3",
+        "-W",
+        "10",
     )
     assert done.returncode == 0, done.stderr
     lines = {}
@@ -56,6 +59,61 @@ def test_mosquitto_sub_shows_retained_status_and_state_at_once(
     assert all(retained == "1" for retained, _ in lines.values())
     assert lines[TOPICS.status][1]["state"] == "online"
     assert lines[TOPICS.game_state("main")][1]["p1_name"] == "Alice"
+
+
+def test_display_user_reads_everything_public_but_cannot_publish_state(
+    hub: HubProcess, connect: ClientFactory
+) -> None:
+    added = run_cli("users", "add", "pi", "--role", "display", "--data-dir", str(hub.data_dir))
+    assert added.returncode == 0, added.stderr
+    password = added.stdout.split("password: ", 1)[1].strip()
+    shown = _mosquitto(
+        "mosquitto_sub",
+        hub.mqtt_port,
+        "pi",
+        password,
+        "-t",
+        "tablehub/games/main/state",
+        "-C",
+        "1",
+        "-W",
+        "10",
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["version"] == 0
+
+    fake = json.dumps({**json.loads(shown.stdout), "p1_name": "Mallory"})
+    for extra in ([], ["-r"]):
+        pub = _mosquitto(
+            "mosquitto_pub",
+            hub.mqtt_port,
+            "pi",
+            password,
+            "-t",
+            TOPICS.game_state("main"),
+            "-m",
+            fake,
+            "-q",
+            "1",
+            *extra,
+        )
+        assert pub.returncode == 0, pub.stderr  # MQTT 3.1.1 has no negative PUBACK
+    cleared = _mosquitto(
+        "mosquitto_pub",
+        hub.mqtt_port,
+        "pi",
+        password,
+        "-t",
+        TOPICS.game_state("main"),
+        "-n",
+        "-r",
+        "-q",
+        "1",
+    )
+    assert cleared.returncode == 0
+    with hub.client("probe") as probe:
+        assert probe.state()["p1_name"] is None
+    assert "dropped publish by pi to tablehub/games/main/state" in hub.log_text()
 
 
 def test_ready_line_ready_file_and_health(hub: HubProcess) -> None:
@@ -115,12 +173,12 @@ def test_presence_will_marks_a_vanished_player_disconnected(
 def test_stats_are_retained_with_counters(tmp_path: Path) -> None:
     with (
         HubProcess(tmp_path / "var", env={"HUB_STATS_INTERVAL": "0.2"}) as hub,
-        TestClient(hub.mqtt_port, "alice", presence=True) as alice,
+        hub.client("alice", presence=True) as alice,
     ):
         alice.send({"type": "join", "name": "Alice"})
         alice.send({"type": "teleport"})
         alice.send({"type": "join", "name": "Alice"}, game="nope")
-        with TestClient(hub.mqtt_port, "watcher") as watcher:
+        with hub.client("watcher") as watcher:
             watcher.subscribe(TOPICS.stats)
             first = watcher.on_topic(TOPICS.stats)
             assert first.retain

@@ -12,8 +12,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.support.hub import HubProcess, run_cli
-from tests.support.mqtt import TOPICS, TestClient
+from tests.support.hub import HubProcess, password_of, run_cli
+from tests.support.mqtt import TOPICS
 
 
 def _history(data_dir: Path, game: str = "main") -> list[dict[str, Any]]:
@@ -24,8 +24,8 @@ def _history(data_dir: Path, game: str = "main") -> list[dict[str, Any]]:
 
 def test_restart_restores_state_and_raises_epoch(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
-    with HubProcess(data_dir) as hub, TestClient(hub.mqtt_port, "alice") as alice:
-        with TestClient(hub.mqtt_port, "bob") as bob:
+    with HubProcess(data_dir) as hub, hub.client("alice") as alice:
+        with hub.client("bob") as bob:
             alice.send({"type": "join", "name": "Alice"})
             bob.send({"type": "join", "name": "Bob"})
             alice.send({"type": "start", "max_rounds": 3})
@@ -34,7 +34,7 @@ def test_restart_restores_state_and_raises_epoch(tmp_path: Path) -> None:
             assert before["epoch"] == 1
         assert hub.stop() == 0
 
-    with HubProcess(data_dir) as hub, TestClient(hub.mqtt_port, "bob") as bob:
+    with HubProcess(data_dir) as hub, hub.client("bob") as bob:
         after = bob.state()
         assert after["epoch"] == 2
         assert {**after, "epoch": 1} == before
@@ -48,12 +48,13 @@ def test_restart_restores_state_and_raises_epoch(tmp_path: Path) -> None:
 class _Streamer:
     """Pipelines ``rename`` commands without waiting, recording every ok reply."""
 
-    def __init__(self, port: int, client_id: str) -> None:
+    def __init__(self, port: int, client_id: str, password: str) -> None:
         self.acked: dict[int, str] = {}  # version -> name
         self.names: dict[str, str] = {}  # request_id -> name
         self._lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.on_message = self._on_reply
+        self.client.username_pw_set(client_id, password)
         self.topic = TOPICS.game_command("main", client_id)
         self.client.connect("127.0.0.1", port)
         subscribed = threading.Event()
@@ -87,9 +88,9 @@ def test_kill_9_mid_stream_loses_no_acknowledged_command(tmp_path: Path) -> None
     for round_no in range(3):
         with HubProcess(data_dir) as hub:
             if round_no == 0:
-                with TestClient(hub.mqtt_port, "alice") as alice:
+                with hub.client("alice") as alice:
                     assert alice.send({"type": "join", "name": "Alice"})["ok"]
-            streamer = _Streamer(hub.mqtt_port, "alice")
+            streamer = _Streamer(hub.mqtt_port, "alice", password_of(hub, "alice"))
             kill_after = rng.randint(30, 120)
             deadline = time.monotonic() + 30
             index = 0
@@ -110,7 +111,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_command(tmp_path: Path) -> None
     lost = {v: n for v, n in all_acked.items() if by_version.get(v) != n}
     assert lost == {}, f"acknowledged but not in the journal: {lost}"
 
-    with HubProcess(data_dir) as hub, TestClient(hub.mqtt_port, "bob") as bob:
+    with HubProcess(data_dir) as hub, hub.client("bob") as bob:
         state = bob.state()
         assert state["version"] == versions[-1]
         assert state["p1_name"] == history[-1]["name"]
@@ -118,7 +119,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_command(tmp_path: Path) -> None
 
 
 def test_cli_reads_history_and_state_while_running(hub: HubProcess) -> None:
-    with TestClient(hub.mqtt_port, "alice") as alice:
+    with hub.client("alice") as alice:
         alice.send({"type": "join", "name": "Alice"})
         alice.send({"type": "rename", "name": "Alicia"})
         live = alice.state(min_version=2)

@@ -13,6 +13,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
+from hub.auth import Role, UserStore
+from tests.support.mqtt import TestClient
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -74,6 +77,10 @@ class HubProcess:
         self.mqtt_port = int(ready["mqtt_port"])
         self.http_port = int(ready["http_port"])
         return self
+
+    def client(self, name: str, *, role: str = "player", **kwargs: Any) -> TestClient:
+        """A TestClient for user ``name`` (created if needed); enter it to connect."""
+        return TestClient(self.mqtt_port, name, password=password_of(self, name, role), **kwargs)
 
     def ready(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.data_dir / "ready.json").read_text())
@@ -138,6 +145,17 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._close()
+
+
+def password_of(hub: HubProcess, name: str, role: str = "player") -> str:
+    """The password of user ``name``, creating the user in the hub's store if needed."""
+    if name == "operator":
+        return (hub.data_dir / "operator.txt").read_text().strip()
+    password = f"pw-{name}-0123456789"
+    store = UserStore(hub.data_dir)
+    if store.get(name) is None:
+        store.add(name, Role(role), password)
+    return password
 
 
 def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:

@@ -43,6 +43,8 @@ class TestClient:
         presence: bool = False,
         keepalive: int = 30,
         topics: Topics = TOPICS,
+        password: str | None = None,
+        username: str | None = None,
     ) -> None:
         self.port = port
         self.client_id = client_id
@@ -54,11 +56,20 @@ class TestClient:
         self._connected = threading.Event()
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self._client.on_message = self._on_message
-        self._client.on_connect = lambda *_a: self._connected.set()
+        self._client.on_connect = self._on_connect
+        self.connack: object = None
+        if password is not None:
+            self._client.username_pw_set(username or client_id, password)
         if presence:
             self._client.will_set(
                 topics.client_presence(client_id), b'{"state":"offline"}', qos=1, retain=True
             )
+
+    def _on_connect(
+        self, _c: paho.Client, _u: object, _f: object, reason: object, _p: object
+    ) -> None:
+        self.connack = reason
+        self._connected.set()
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         with self._cond:
@@ -68,10 +79,10 @@ class TestClient:
     def __enter__(self) -> Self:
         self._client.connect("127.0.0.1", self.port, keepalive=self.keepalive)
         self._client.loop_start()
-        if not self._connected.wait(10):
+        if not self._connected.wait(10) or getattr(self.connack, "is_failure", True):
             self._client.loop_stop()
-            msg = f"{self.client_id} could not connect to port {self.port}"
-            raise TimeoutError(msg)
+            msg = f"{self.client_id} could not connect to port {self.port}: {self.connack}"
+            raise ConnectionRefusedError(msg)
         self.subscribe(self.topics.client_reply(self.client_id))
         if self._presence:
             self.publish(

@@ -1,0 +1,27 @@
+"""Identities, credentials and access rules, independent of any broker.
+
+The embedded broker (hub/broker/) enforces these through amqtt plugins; `hub
+mosquitto-config` writes the same rules for Mosquitto; the state service asks the user
+store for a sender's role.
+"""
+
+from hub.auth.acl import Acl, Identity
+from hub.auth.errors import AuthError, UserExistsError, UserNotFoundError
+from hub.auth.ratelimit import RateLimiter
+from hub.auth.roles import Role
+from hub.auth.throttle import LoginThrottle
+from hub.auth.users import SERVICE_USER, User, UserStore
+
+__all__ = [
+    "SERVICE_USER",
+    "Acl",
+    "AuthError",
+    "Identity",
+    "LoginThrottle",
+    "RateLimiter",
+    "Role",
+    "User",
+    "UserExistsError",
+    "UserNotFoundError",
+    "UserStore",
+]

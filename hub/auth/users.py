@@ -1,0 +1,151 @@
+"""The user store: ``DATA_DIR/users.json`` (mode 0600), passwords hashed.
+
+Written atomically by ``hub users ...``; a running hub notices changes on the next login
+(it compares the file's mtime), so users can be added without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from hub.auth.errors import AuthError, UserExistsError, UserNotFoundError
+from hub.auth.passwords import hash_password, mosquitto_hash, verify_password
+from hub.auth.roles import Role
+from hub.clock import utc_now
+from hub.protocol import valid_client_id
+
+__all__ = ["SERVICE_USER", "User", "UserStore"]
+
+SERVICE_USER = "service"
+"""The state service's own identity. No login from outside may use it."""
+MIN_PASSWORD_CHARS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: Role
+    password_hash: str
+    mosquitto_hash: str
+    created_at: str
+
+
+class UserStore:
+    """Users by name. Not thread-safe; the hub uses it from its event loop only."""
+
+    FILENAME = "users.json"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / self.FILENAME
+        self._users: dict[str, User] = {}
+        self._mtime: int | None = None
+        self._verified: dict[str, bytes] = {}  # name -> sha256(password) of the last success
+
+    # --- reading ----------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the file if it changed since the last read."""
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._users, self._mtime = {}, None
+            return
+        if mtime == self._mtime:
+            return
+        try:
+            raw = json.loads(self.path.read_text())
+            users = {
+                name: User(name=name, **{**fields, "role": Role(fields["role"])})
+                for name, fields in raw["users"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            msg = f"cannot read the user store {self.path}: {exc}"
+            raise AuthError(msg) from exc
+        self._users, self._mtime = users, mtime
+        self._verified.clear()
+
+    def list(self) -> list[User]:
+        self.refresh()
+        return sorted(self._users.values(), key=lambda u: u.name)
+
+    def get(self, name: str) -> User | None:
+        self.refresh()
+        return self._users.get(name)
+
+    def has_role(self, role: Role) -> bool:
+        return any(user.role is role for user in self.list())
+
+    def login(self, name: str) -> User | None:
+        """The user who may log in as ``name`` (never the service identity)."""
+        user = self.get(name)
+        return None if user is None or user.role is Role.SERVICE else user
+
+    def check_password(self, user: User, password: str) -> bool:
+        """Verify with argon2 (slow: call it off the event loop); successes are cached."""
+        fingerprint = hashlib.sha256(password.encode()).digest()
+        if self._verified.get(user.name) == fingerprint:
+            return True
+        if not verify_password(user.password_hash, password):
+            return False
+        self._verified[user.name] = fingerprint
+        return True
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if ``password`` is theirs (blocking)."""
+        user = self.login(name)
+        return user if user is not None and self.check_password(user, password) else None
+
+    # --- writing ----------------------------------------------------------------------
+    def add(self, name: str, role: Role, password: str) -> User:
+        if not valid_client_id(name):
+            msg = f"invalid user name {name!r}: use letters, digits, '_', '.' and '-' (max 64)"
+            raise AuthError(msg)
+        if name == SERVICE_USER or role is Role.SERVICE:
+            msg = "the service identity is internal to the hub and cannot be added"
+            raise AuthError(msg)
+        if len(password) < MIN_PASSWORD_CHARS:
+            msg = f"the password must have at least {MIN_PASSWORD_CHARS} characters"
+            raise AuthError(msg)
+        self.refresh()
+        if name in self._users:
+            msg = f"user {name!r} already exists"
+            raise UserExistsError(msg)
+        user = User(
+            name=name,
+            role=role,
+            password_hash=hash_password(password),
+            # players never go into a Mosquitto password file (their tokens are the web
+            # bridge's), so skip the 0.2 s PBKDF2 for them
+            mosquitto_hash="" if role is Role.PLAYER else mosquitto_hash(password),
+            created_at=utc_now().isoformat(),
+        )
+        self._write({**self._users, name: user})
+        return user
+
+    def remove(self, name: str) -> None:
+        self.refresh()
+        if name not in self._users:
+            msg = f"no user {name!r}"
+            raise UserNotFoundError(msg)
+        self._write({k: v for k, v in self._users.items() if k != name})
+
+    def _write(self, users: dict[str, User]) -> None:
+        body = {
+            "users": {
+                name: {k: v for k, v in asdict(user).items() if k != "name"}
+                for name, user in users.items()
+            }
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(body, out, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.path)
+        self._mtime = None
+        self.refresh()

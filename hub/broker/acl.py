@@ -1,0 +1,45 @@
+"""Will messages obey the publish ACL like any other message from their client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.session import Session
+
+__all__ = ["WillAclBroker"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class WillAclBroker(Broker):  # type: ignore[misc]  # amqtt ships no type information
+    async def _handle_disconnect(
+        self,
+        client_session: Session,
+        handler: BrokerProtocolHandler,
+        disconnect_waiter: asyncio.Future[Any],
+    ) -> None:
+        # amqtt 0.12.1 broadcasts (and retains) the will without any topic check: a client
+        # could set its will on a topic it may not publish to, drop the connection, and
+        # have the broker publish it for it (past the ACL, into the in-process tap too).
+        if client_session.will_flag and not await self._will_allowed(client_session):
+            _LOGGER.warning(
+                "dropping the will of %s: may not publish to %r",
+                client_session.client_id,
+                client_session.will_topic,
+            )
+            client_session.will_flag = False
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+    async def _will_allowed(self, session: Session) -> bool:
+        topic = session.will_topic
+        if not topic or "+" in topic or "#" in topic:  # not a topic name [MQTT-3.3.2-2]
+            return False
+        if topic.startswith("$"):  # amqtt refuses client PUBLISHes there too
+            return False
+        allowed: bool = await self._topic_filtering(session, topic=topic, action=Action.PUBLISH)
+        return allowed

@@ -1,0 +1,36 @@
+"""Resource limits the embedded broker enforces on every connection.
+
+amqtt 0.12.1 has none of them: no CONNECT timeout, no maximum packet size, unbounded
+per-client queues, and ``max_connections`` makes extra clients wait instead of refusing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_PACKET_SIZE",
+    "DEFAULT_MAX_QUEUED_MESSAGES",
+    "Limits",
+]
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_PACKET_SIZE = 64 * 1024
+DEFAULT_MAX_QUEUED_MESSAGES = 1000
+DEFAULT_MAX_CONNECTIONS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    """Seconds a new connection may take to send a complete CONNECT packet."""
+    max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
+    """Largest accepted remaining length (bytes after the fixed header) of an inbound packet."""
+    max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES
+    """Per client: deliveries not yet written/acknowledged while connected (more closes the
+    connection), and QoS 1/2 messages kept while a persistent session is offline (more are
+    dropped)."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Open client connections over all listeners; more are refused (CONNACK 0x03)."""

@@ -1,0 +1,159 @@
+"""MqttTransport: hub.transport.Transport over an MQTT client connection (aiomqtt).
+
+Reconnects forever with capped exponential backoff and jitter; after every reconnect it
+re-subscribes and calls the service back so it republishes its retained topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+
+from hub.link.url import BrokerUrl
+from hub.transport import Inbound, TransportError
+
+__all__ = ["MqttTransport"]
+
+_LOGGER = logging.getLogger(__name__)
+_CLOSED = object()
+_BACKOFF_CAP = 10.0
+
+
+class MqttTransport:
+    """``async with MqttTransport(url, client_id=..., will=(topic, payload)) as link:``"""
+
+    def __init__(
+        self,
+        url: BrokerUrl,
+        *,
+        client_id: str,
+        will: tuple[str, bytes] | None = None,
+        keepalive: int = 20,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._url = url
+        self._client_id = client_id
+        self._will = will
+        self._keepalive = keepalive
+        self._connect_timeout = connect_timeout
+        self._filters: list[str] = []
+        self._client: aiomqtt.Client | None = None
+        self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
+        self._connected = asyncio.Event()
+        self._callbacks: list[Callable[[], Awaitable[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def _new_client(self) -> aiomqtt.Client:
+        will = (
+            aiomqtt.Will(self._will[0], self._will[1], qos=1, retain=True) if self._will else None
+        )
+        password = self._url.password.get_secret_value() if self._url.password else None
+        return aiomqtt.Client(
+            self._url.host,
+            self._url.port,
+            username=self._url.username,
+            password=password,
+            identifier=self._client_id,
+            will=will,
+            keepalive=self._keepalive,
+            timeout=self._connect_timeout,
+        )
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name="mqtt-link")
+        try:
+            await asyncio.wait_for(self._connected.wait(), self._connect_timeout)
+        except TimeoutError as exc:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            msg = f"cannot connect to the broker {self._url}"
+            raise TransportError(msg) from exc
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._queue.put_nowait(_CLOSED)
+
+    async def _run(self) -> None:
+        attempt = 0
+        first = True
+        while True:
+            try:
+                async with self._new_client() as client:
+                    for topic_filter in self._filters:
+                        await client.subscribe(topic_filter, qos=1)
+                    self._client = client
+                    self._connected.set()
+                    attempt = 0
+                    _LOGGER.info("connected to the broker %s", self._url)
+                    if not first:
+                        for callback in self._callbacks:
+                            await callback()
+                    first = False
+                    async for message in client.messages:
+                        self._queue.put_nowait(
+                            Inbound(
+                                topic=message.topic.value,
+                                payload=bytes(message.payload)
+                                if isinstance(message.payload, bytes | bytearray)
+                                else b"",
+                                retained=bool(message.retain),
+                            )
+                        )
+            except aiomqtt.MqttError as exc:
+                self._client = None
+                self._connected.clear()
+                delay = min(_BACKOFF_CAP, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+                attempt += 1
+                _LOGGER.warning(
+                    "lost the broker %s (%s); retrying in %.1f s", self._url, exc, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def subscribe(self, *filters: str) -> None:
+        self._filters.extend(filters)
+        client = self._client
+        if client is not None:
+            try:
+                for topic_filter in filters:
+                    await client.subscribe(topic_filter, qos=1)
+            except aiomqtt.MqttError as exc:
+                msg = f"cannot subscribe: {exc}"
+                raise TransportError(msg) from exc
+
+    async def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1
+    ) -> None:
+        client = self._client
+        if client is None:
+            msg = f"not connected to the broker {self._url}"
+            raise TransportError(msg)
+        try:
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            msg = f"cannot publish to {topic}: {exc}"
+            raise TransportError(msg) from exc
+
+    async def messages(self) -> AsyncIterator[Inbound]:
+        while True:
+            item = await self._queue.get()
+            if item is _CLOSED:
+                return
+            assert isinstance(item, Inbound)
+            yield item
+
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._callbacks.append(callback)

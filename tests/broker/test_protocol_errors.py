@@ -1,0 +1,48 @@
+"""A PUBLISH the broker must refuse closes the connection (and publishes the will).
+
+Stock amqtt raises halfway through such a packet and parses the rest as new packets
+(here: the payload is a PINGREQ, and stock amqtt answers it), or leaves its message loop
+without closing: either way the connection lives on as a zombie.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.broker.conftest import StartBroker
+from tests.broker.wire import PINGREQ_PACKET, Will, packet, publish_packet
+
+BAD_PACKETS = [
+    pytest.param(publish_packet("a/+", PINGREQ_PACKET), id="plus-wildcard-topic"),
+    pytest.param(publish_packet("a/#", PINGREQ_PACKET), id="hash-wildcard-topic"),
+    pytest.param(publish_packet("", PINGREQ_PACKET), id="empty-topic"),
+    pytest.param(publish_packet("$hub/x", PINGREQ_PACKET), id="dollar-topic"),
+    pytest.param(publish_packet("a/b", PINGREQ_PACKET, qos=3), id="qos-3"),
+    pytest.param(b"\x30\xff\xff\xff\xff", id="remaining-length-over-4-bytes"),
+    pytest.param(packet(0x82, b"\x00\x01\x00\x09a"), id="field-overruns-packet"),
+    pytest.param(packet(0xC0, PINGREQ_PACKET), id="pingreq-with-a-body"),
+    pytest.param(packet(0x80, b"\x00\x01\x00\x01a\x00"), id="subscribe-with-wrong-flags"),
+    pytest.param(packet(0x20, b"\x00\x00"), id="connack-from-a-client"),
+    pytest.param(packet(0x10, b"\x00\x04MQTT\x04\x02\x00\x3c\x00\x01x"), id="second-connect"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_PACKETS)
+def test_refused_packet_closes_the_connection(start_broker: StartBroker, bad: bytes) -> None:
+    broker = start_broker()
+    watcher = broker.client()
+    watcher.connect("watcher")
+    watcher.subscribe(("will/#", 0))
+    offender = broker.client()
+    offender.connect("offender", will=Will("will/offender"))
+
+    offender.send(bad + PINGREQ_PACKET)
+    assert offender.read_packet(timeout=2.0) is None  # closed, nothing answered
+    assert watcher.receive().topic == "will/offender"
+
+
+def test_first_packet_must_be_connect(start_broker: StartBroker) -> None:
+    broker = start_broker()
+    client = broker.client()
+    client.send(publish_packet("a/b", b"x") + PINGREQ_PACKET)
+    assert client.read_packet(timeout=2.0) is None

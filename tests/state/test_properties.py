@@ -1,0 +1,288 @@
+"""Properties of the game rules over random command sequences from random clients.
+
+Each step draws an actor (players p1..p4, an operator, a display, or whoever is to move),
+a command as JSON (mostly valid, sometimes not) that goes through the real codec, and an
+``expected_version`` that is absent, current or stale. About half the steps are "auto":
+the command that moves the game on (join, start, the turn of the seat to move, resume), so
+that sequences reach the late states too. After every step the invariants must hold; at the
+end, replaying the accepted commands rebuilds exactly the final state.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from hub.protocol import (
+    DecodeError,
+    ErrorCode,
+    GameStatus,
+    Snapshot,
+    decode_command,
+    decode_model,
+    encode,
+)
+from hub.state.model import UNDO_DEPTH, Actor, GameState, Role
+from hub.state.recovery import replay
+from hub.state.reducer import Accepted, apply
+from hub.state.store import JournalEntry, Store
+from hub.state.view import snapshot
+
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+ACTORS = {
+    "p1": Actor("p1", Role.PLAYER),
+    "p2": Actor("p2", Role.PLAYER),
+    "p3": Actor("p3", Role.PLAYER),
+    "p4": Actor("p4", Role.PLAYER),
+    "op": Actor("op", Role.OPERATOR),
+    "pi": Actor("pi", Role.DISPLAY),
+}
+PICK_TO_MOVE = "to_move"
+"""The client in the seat to move (so games get played to the end)."""
+
+# --- strategies -------------------------------------------------------------------------
+
+_valid_names = st.sampled_from(["Alice", "Bob", "  Cy  ", "Zoë 😀", "x" * 24])
+_bad_names = st.sampled_from(["", "   ", "x" * 25, "a\nb", "\x00"])
+_names = st.one_of(_valid_names, _valid_names, _valid_names, _bad_names, st.text(max_size=26))
+_seats: st.SearchStrategy[Any] = st.sampled_from([None, None, 1, 2, 1, 2, 0, 3, True, "1"])
+_kick_seats: st.SearchStrategy[Any] = st.sampled_from([1, 2, 1, 2, 1, 2, 0, True])
+_points: st.SearchStrategy[Any] = st.one_of(
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.integers(0, 1000),
+    st.sampled_from([-1, 1001, "3", 2.5, True]),
+)
+_rounds: st.SearchStrategy[Any] = st.one_of(
+    st.none(), st.integers(1, 3), st.integers(1, 3), st.sampled_from([0, 100, "2", 99])
+)
+
+
+def _omit_none(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+_commands: st.SearchStrategy[dict[str, Any]] = st.one_of(
+    st.builds(lambda n, s: _omit_none(type="join", name=n, seat=s), _names, _seats),
+    st.builds(lambda n, s: _omit_none(type="join", name=n, seat=s), _valid_names, _seats),
+    st.just({"type": "leave"}),
+    st.builds(lambda n: {"type": "rename", "name": n}, _names),
+    st.builds(lambda r: _omit_none(type="start", max_rounds=r), _rounds),
+    st.builds(lambda p: {"type": "end_turn", "points": p}, _points),
+    st.builds(lambda p: {"type": "end_turn", "points": p}, _points),
+    st.builds(lambda p: {"type": "end_turn", "points": p}, _points),
+    st.just({"type": "end_turn"}),
+    st.just({"type": "pause"}),
+    st.just({"type": "resume"}),
+    st.just({"type": "reset"}),
+    st.just({"type": "undo"}),
+    st.builds(lambda s: {"type": "kick", "seat": s}, _kick_seats),
+    st.sampled_from([{"type": "dance"}, {"type": "leave", "extra": 1}, {"type": 3}]),
+)
+_actor_keys = st.sampled_from([*ACTORS, PICK_TO_MOVE, PICK_TO_MOVE])
+_expected = st.sampled_from([None, None, None, None, None, "current", "stale"])
+
+
+@dataclass(frozen=True)
+class Step:
+    actor: str
+    command: dict[str, Any]
+    expected: str | None
+    after_ms: int
+    points: int
+    auto: bool
+
+
+_steps = st.builds(
+    Step,
+    _actor_keys,
+    _commands,
+    _expected,
+    st.integers(0, 5000),
+    st.integers(0, 4),
+    st.booleans(),
+)
+_games = st.tuples(st.integers(1, 3), st.lists(_steps, min_size=15, max_size=80))
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    initial: GameState
+    final: GameState
+    entries: list[JournalEntry] = field(default_factory=list)
+    codes: set[ErrorCode] = field(default_factory=set)
+    statuses: set[GameStatus] = field(default_factory=set)
+
+
+def _actor(state: GameState, key: str) -> Actor:
+    if key != PICK_TO_MOVE:
+        return ACTORS[key]
+    holder = state.table.holder(state.table.current_player_id)
+    if holder is None:
+        return ACTORS["p1"]
+    return next(a for a in ACTORS.values() if a.client_id == holder.client_id)
+
+
+def _auto(state: GameState, step: Step) -> tuple[str, dict[str, Any]]:
+    table = state.table
+    if table.status is GameStatus.IN_PROGRESS:
+        return PICK_TO_MOVE, {"type": "end_turn", "points": step.points}
+    if not table.full:
+        free = [key for key in ("p1", "p2", "p3", "p4") if table.seat_of(key) is None]
+        return free[step.points % len(free)], {"type": "join", "name": f"Player {step.points}"}
+    if table.status is GameStatus.PAUSED:
+        return "pi", {"type": "resume"}
+    return "op", {"type": "start"}
+
+
+def _payload(state: GameState, step: Step) -> bytes:
+    command = dict(step.command)
+    if step.expected == "current":
+        command["expected_version"] = state.version
+    elif step.expected == "stale":
+        command["expected_version"] = state.version + 1
+    return json.dumps(command).encode()
+
+
+def check_invariants(state: GameState) -> None:
+    table = state.table
+    assert all(score >= 0 for score in table.scores)
+    assert table.current_player_id in (1, 2)
+    assert 1 <= table.max_rounds <= 99
+    assert 0 <= table.current_round <= table.max_rounds
+    assert len(state.undo_stack) <= UNDO_DEPTH
+    ids = [h.client_id for h in table.seats if h is not None]
+    assert len(ids) == len(set(ids)), "a client holds two seats"
+    for holder in table.seats:
+        assert holder is None or 1 <= len(holder.name) <= 24
+    if table.status is GameStatus.IN_PROGRESS:
+        assert table.full
+    if table.status is GameStatus.NOT_STARTED:
+        assert (table.current_round, table.scores, table.winner_id) == (0, (0, 0), None)
+    if table.status in (GameStatus.IN_PROGRESS, GameStatus.PAUSED):
+        assert table.current_round >= 1
+        assert table.winner_id is None
+    if table.status is GameStatus.FINISHED:
+        a, b = table.scores
+        assert table.winner_id == (1 if a > b else 2 if b > a else None)
+        assert table.current_round == table.max_rounds
+    view = snapshot(state, epoch=1, online={})  # validates the public shape as well
+    assert decode_model(encode(view), Snapshot) == view
+
+
+def play(max_rounds: int, steps: list[Step]) -> Run:
+    state = GameState.new("main", max_rounds=max_rounds, now=T0)
+    run = Run(initial=state, final=state)
+    now = T0
+    for step in steps:
+        now += timedelta(milliseconds=step.after_ms)
+        before = state
+        if step.auto:  # the command that moves the game on
+            actor_key, raw = _auto(state, step)
+            step = replace(step, actor=actor_key, command=raw)
+        try:
+            command = decode_command(_payload(state, step))
+        except DecodeError as exc:
+            assert exc.code in (ErrorCode.INVALID_COMMAND, ErrorCode.UNKNOWN_COMMAND)
+            run.codes.add(exc.code)
+            continue
+        actor = _actor(state, step.actor)
+        outcome = apply(state, command, actor=actor, now=now)
+        if isinstance(outcome, Accepted):
+            state = outcome.state
+            assert state.version == before.version + 1
+            assert outcome.event.version == state.version
+            assert outcome.event.status is state.table.status
+            run.entries.append(
+                JournalEntry(
+                    game="main",
+                    version=state.version,
+                    epoch=1,
+                    at=now,
+                    actor=actor,
+                    command=command,
+                    event=outcome.event,
+                )
+            )
+        else:
+            assert outcome.code in ErrorCode
+            run.codes.add(outcome.code)
+            if step.expected == "stale":
+                assert outcome.code in (ErrorCode.VERSION_CONFLICT, ErrorCode.FORBIDDEN)
+        assert state.version == len(run.entries)
+        check_invariants(state)
+        run.statuses.add(state.table.status)
+    run.final = state
+    return run
+
+
+# --- properties -------------------------------------------------------------------------
+
+
+@settings(max_examples=250, deadline=None)
+@given(_games)
+def test_invariants_and_replay(game: tuple[int, list[Step]]) -> None:
+    run = play(*game)
+    assert replay(run.initial, run.entries) == run.final
+    assert [e.version for e in run.entries] == list(range(1, len(run.entries) + 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_games, st.integers(0, 60))
+def test_replay_from_an_intermediate_state(game: tuple[int, list[Step]], cut: int) -> None:
+    """A snapshot at any version plus the journal after it gives the same final state."""
+    run = play(*game)
+    cut = min(cut, len(run.entries))
+    middle = replay(run.initial, run.entries[:cut])
+    assert middle.version == cut
+    assert replay(middle, run.entries[cut:]) == run.final
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(_games)
+def test_replay_through_the_journal_on_disk(game: tuple[int, list[Step]]) -> None:
+    run = play(*game)
+    with tempfile.TemporaryDirectory() as tmp:
+        with Store(Path(tmp)) as store:
+            store.append([], [run.initial])
+            for start in range(0, len(run.entries), 7):
+                store.append(run.entries[start : start + 7])
+        with Store(Path(tmp), read_only=True) as store:
+            base = store.latest_snapshot("main")
+            entries = store.entries("main")
+    assert base == run.initial
+    assert entries == run.entries
+    assert base is not None
+    assert replay(base, entries) == run.final
+
+
+def test_the_generator_reaches_the_interesting_states() -> None:
+    """Guards the properties above against a generator that never gets far."""
+    cfg = settings(max_examples=5000, database=None, deadline=None)
+
+    def finished_with(winner: int | None) -> Any:
+        def ok(game: tuple[int, list[Step]]) -> bool:
+            final = play(*game).final.table
+            return final.status is GameStatus.FINISHED and final.winner_id == winner
+
+        return ok
+
+    for winner in (1, 2, None):
+        find(_games, finished_with(winner), settings=cfg)
+    find(_games, lambda g: ErrorCode.NOT_YOUR_TURN in play(*g).codes, settings=cfg)
+    find(_games, lambda g: GameStatus.PAUSED in play(*g).statuses, settings=cfg)
