@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -138,13 +139,12 @@ class EmbeddedBroker:
         self._port = None
 
 
-async def _flush(broker: HubBroker, timeout: float = 1.0) -> None:
-    """Let queued messages (the service's last ``offline`` status) reach their subscribers:
-    amqtt's shutdown cancels pending deliveries."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        queue_empty = broker._broadcast_queue.empty()  # noqa: SLF001
-        if queue_empty and all(task.done() for task in broker._tasks_queue):  # noqa: SLF001
-            return
-        await asyncio.sleep(0.01)
+async def _flush(broker: HubBroker) -> None:
+    """Let queued messages (the service's last ``offline`` status) reach their subscribers,
+    for up to a second: amqtt's shutdown cancels pending deliveries."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            while not broker._broadcast_queue.empty() or not all(  # noqa: ASYNC110 - amqtt has no event for this
+                task.done() for task in broker._tasks_queue
+            ):
+                await asyncio.sleep(0.01)
