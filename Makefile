@@ -1,6 +1,6 @@
 # tablehub: `make run` sets everything up and runs the hub; `make test` sets everything
 # up and runs the whole suite (ruff, mypy --strict, pytest). Both work on a fresh Debian
-# machine as root: they install what is missing (python3-venv, mosquitto-clients, packages).
+# machine as root: they install what is missing (python3-venv, mosquitto, Python packages).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -37,12 +37,18 @@ $(STAMP): pyproject.toml constraints.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Debian packages the suite drives for real: mosquitto_sub and mosquitto_pub.
+# Debian packages the suite drives for real: mosquitto_sub/mosquitto_pub, and mosquitto for
+# the contract tests on an external broker (each test starts its own, on a free port). A
+# mosquitto installed here is kept from starting as a system service, which would hold
+# port 1883 against `make run`.
 system-deps:
 	@missing=""; \
 	command -v mosquitto_sub >/dev/null || missing="$$missing mosquitto-clients"; \
+	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; $(APT) update -qq && $(APT) install -y -qq $$missing; \
+	  case "$$missing" in *" mosquitto"|*" mosquitto "*) \
+	    (systemctl disable --now mosquitto || service mosquitto stop) >/dev/null 2>&1 || true;; esac; \
 	fi
 
 clean:

@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     common(mosq)
     mosq.add_argument("--out", type=Path, required=True, help="directory to write into")
     mosq.add_argument("--topic-root", help="topic root R (default tablehub)")
+    mosq.add_argument("--bind", help="address Mosquitto listens on (default 0.0.0.0)")
+    mosq.add_argument("--port", type=int, default=1883, help="port Mosquitto listens on")
 
     history = commands.add_parser("history", help="print a game's journal")
     common(history)
@@ -152,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command_rate_limit": args.command_rate_limit,
         }
     elif args.command == "mosquitto-config":
-        overrides["topic_root"] = args.topic_root
+        overrides |= {"topic_root": args.topic_root, "bind": args.bind}
     try:
         settings = load_settings(args.config, **overrides)
     except SettingsError as exc:
@@ -171,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "users":
             return _users(settings, args)
         if args.command == "mosquitto-config":
-            return write_mosquitto_config(settings, args.out)
+            return write_mosquitto_config(settings, args.out, port=args.port)
         if args.command == "history":
             return _history(settings, args)
         return _state(settings, args)

@@ -2,18 +2,21 @@
 
 Writes into OUT: ``passwd`` (mosquitto_passwd ``$7$`` hashes), ``acl`` (the rules of
 ``hub.auth.acl`` as Mosquitto patterns with %u), ``mosquitto.conf`` (a listener using both),
-and ``service.url`` (0600: the ``--broker`` URL for the state service, with a fresh
-password for the internal ``service`` user). Mosquitto cannot express "anything outside R"
+and ``service.url`` (0600: the ``--broker`` URL for the state service, with the internal
+``service`` user's password, made once and kept). Re-run it after ``hub users add`` and
+send mosquitto SIGHUP to reload. Mosquitto cannot express "anything outside R"
 for operators: there they publish only their own command and presence topics.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 from pathlib import Path
 
 from hub.auth import SERVICE_USER, Role, UserStore
 from hub.auth.passwords import mosquitto_hash, new_password
+from hub.link.url import parse_broker_url
 from hub.protocol import Topics
 from hub.settings import HubSettings
 
@@ -50,21 +53,43 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     with os.fdopen(fd, "w") as out:
         out.write(text)
     os.chmod(path, mode)
+    _give_to_mosquitto(path)
+
+
+def _give_to_mosquitto(path: Path) -> None:
+    """Started as root, mosquitto drops to the ``mosquitto`` user: let it read its files."""
+    if os.geteuid() != 0:
+        return
+    try:
+        account = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    os.chown(path, account.pw_uid, account.pw_gid)
+
+
+def _service_password(out: Path) -> str:
+    """Keep the service's password across runs, so re-running after ``hub users add``
+    (then SIGHUP to mosquitto) does not lock out a running hub."""
+    try:
+        url = parse_broker_url((out / "service.url").read_text().strip())
+    except (OSError, ValueError):
+        return new_password()
+    return url.password.get_secret_value() if url.password else new_password()
 
 
 def write_mosquitto_config(settings: HubSettings, out: Path, *, port: int = 1883) -> int:
     users = UserStore(settings.data_dir)
     out.mkdir(parents=True, exist_ok=True)
-    service_password = new_password()
+    service_password = _service_password(out)
     passwd = [f"{SERVICE_USER}:{mosquitto_hash(service_password)}"]
-    passwd += [f"{u.name}:{u.mosquitto_hash}" for u in users.list() if u.role is not Role.PLAYER]
+    passwd += [f"{u.name}:{u.mosquitto_hash}" for u in users.list()]
     _write(out / "passwd", "\n".join(passwd) + "\n", 0o600)
     _write(out / "acl", acl_file(settings.topics, users))
     _write(
         out / "mosquitto.conf",
         "# tablehub: include from your mosquitto.conf or run mosquitto -c this file\n"
         "per_listener_settings false\n"
-        f"listener {port}\n"
+        f"listener {port} {settings.bind}\n"
         "allow_anonymous false\n"
         f"password_file {(out / 'passwd').resolve()}\n"
         f"acl_file {(out / 'acl').resolve()}\n"

@@ -117,9 +117,7 @@ class UserStore:
             name=name,
             role=role,
             password_hash=hash_password(password),
-            # players never go into a Mosquitto password file (their tokens are the web
-            # bridge's), so skip the 0.2 s PBKDF2 for them
-            mosquitto_hash="" if role is Role.PLAYER else mosquitto_hash(password),
+            mosquitto_hash=mosquitto_hash(password),
             created_at=utc_now().isoformat(),
         )
         self._write({**self._users, name: user})

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from amqtt.adapters import ReaderAdapter
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter
 
 __all__ = ["FramedReader"]
 
@@ -43,7 +43,9 @@ def header_problem(first_byte: int, *, first_packet: bool) -> str | None:
     """Why a packet starting with this byte must close the connection, or None."""
     kind, flags = first_byte >> 4, first_byte & 0x0F
     if first_packet != (kind == _CONNECT):
-        return "first packet is not CONNECT" if first_packet else "second CONNECT [MQTT-3.1.0-2]"
+        if first_packet:
+            return "first packet is not CONNECT [MQTT-3.1.0-1]"
+        return "second CONNECT [MQTT-3.1.0-2]"
     if kind == _PUBLISH:
         return None
     if kind not in _CLIENT_PACKETS:
@@ -81,11 +83,20 @@ def publish_problem(first_byte: int, body: bytes) -> str | None:
     return None
 
 
+def _retrieve(future: asyncio.Future[bytes]) -> None:
+    """Mark a read's outcome as seen: nobody may await it once the connection is gone."""
+    if not future.cancelled():
+        future.exception()
+
+
 class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type information
     """A ``ReaderAdapter`` serving amqtt complete packets that passed the checks above.
 
-    Cancellation-safe: amqtt wraps its header reads in ``asyncio.wait_for``, so a partly
-    read fixed header is kept in ``self`` and the next ``read`` resumes it.
+    Cancellation-safe: amqtt wraps its header reads (here: whole-packet reads) in
+    ``asyncio.wait_for(..., keep-alive)``. A partly read fixed header is kept in ``self``
+    and the next ``read`` resumes it. asyncio's StreamReader loses nothing when a read is
+    cancelled; other adapters may (amqtt's WebSocketsReader drops what it had buffered), so
+    their reads run as a shielded task that the next ``read`` awaits again.
     """
 
     def __init__(
@@ -97,6 +108,8 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
         violation: Callable[[str], None],
     ) -> None:
         self._inner = inner
+        self._shielded = not isinstance(inner, StreamReaderAdapter)
+        self._pending: asyncio.Future[bytes] | None = None
         self._max_packet_size = max_packet_size
         self._clock = clock
         self._violation = violation
@@ -168,10 +181,25 @@ class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type 
         self.last_packet_at = self._clock()
         return True
 
+    def close(self) -> None:
+        """Stop a read still pending in the inner adapter."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
     async def _read_inner(self, n: int) -> bytes:
+        """``n`` bytes from the inner adapter; b"" at EOF. Resumable after cancellation."""
         try:
-            data: bytes = await self._inner.read(n)
+            if not self._shielded:
+                data: bytes = await self._inner.read(n)
+                return data
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._inner.read(n))
+                self._pending.add_done_callback(_retrieve)
+            data = await asyncio.shield(self._pending)
+            self._pending = None
         except (asyncio.IncompleteReadError, ConnectionError):
+            self._pending = None
             return b""
         return data
 

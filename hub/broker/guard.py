@@ -105,6 +105,7 @@ class GuardedConnection:
     async def close(self) -> None:
         """Release everything; call once the broker is done with the connection."""
         self._timer.cancel()
+        self.reader.close()
         await self.writer.close()
         if self._closing is not None:
             await asyncio.gather(self._closing, return_exceptions=True)

@@ -114,7 +114,8 @@ class Store:
                     db.execute(sql, params)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    db.execute("ROLLBACK")
                 raise
         except (sqlite3.Error, OSError) as exc:
             msg = f"cannot write the journal {self.path}: {exc}"

@@ -20,7 +20,7 @@ def test_silent_client_is_dropped_and_its_will_published(start_broker: StartBrok
     assert silent.connect("silent", keepalive=1, will=Will("will/silent")).return_code == 0
     connected_at = time.monotonic()
 
-    assert silent.wait_closed(timeout=4.0)
+    assert silent.wait_closed(timeout=3.0)
     silent_for = time.monotonic() - connected_at
     assert 1.4 <= silent_for < 2.5  # 1.5 x keep-alive [MQTT-3.1.2-24]
     will = watcher.receive()

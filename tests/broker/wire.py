@@ -9,7 +9,16 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["Connack", "Packet", "Publish", "RawClient", "Will", "packet", "publish_packet"]
+__all__ = [
+    "Connack",
+    "Packet",
+    "Publish",
+    "RawClient",
+    "Will",
+    "connect_packet",
+    "packet",
+    "publish_packet",
+]
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
@@ -49,6 +58,18 @@ class Will:
     payload: bytes = b"gone"
     qos: int = 0
     retain: bool = False
+
+
+def connect_packet(
+    client_id: str, *, keepalive: int = 60, clean: bool = True, will: Will | None = None
+) -> bytes:
+    flags = 0x02 if clean else 0
+    payload = _string(client_id)
+    if will is not None:
+        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
+        payload += _string(will.topic) + _string(will.payload)
+    header = _string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
+    return packet(0x10, header + payload)
 
 
 @dataclass(frozen=True)
@@ -108,20 +129,11 @@ class RawClient:
         keepalive: int = 60,
         clean: bool = True,
         will: Will | None = None,
-        username: str | None = None,
+        timeout: float = 3.0,
     ) -> Connack:
         self.client_id = client_id
-        flags = 0x02 if clean else 0
-        payload = _string(client_id)
-        if will is not None:
-            flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
-            payload += _string(will.topic) + _string(will.payload)
-        if username is not None:
-            flags |= 0x80
-            payload += _string(username)
-        header = _string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
-        self.send(packet(0x10, header + payload))
-        reply = self.expect(CONNACK)
+        self.send(connect_packet(client_id, keepalive=keepalive, clean=clean, will=will))
+        reply = self.expect(CONNACK, timeout)
         return Connack(bool(reply.body[0] & 1), reply.body[1])
 
     def subscribe(self, *filters: tuple[str, int]) -> list[int]:

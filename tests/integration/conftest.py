@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hub import HubProcess, password_of
+from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import TestClient
 
 ClientFactory = Callable[..., TestClient]
@@ -18,9 +19,19 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "var"
 
 
-@pytest.fixture
-def hub(data_dir: Path) -> Iterator[HubProcess]:
-    with HubProcess(data_dir) as running:
+@pytest.fixture(params=["embedded", "mosquitto"])
+def hub(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[HubProcess]:
+    """The hub with its embedded broker, and the same hub against Debian's real mosquitto
+    configured by ``hub mosquitto-config``: the contract must hold on both."""
+    if request.param == "embedded":
+        with HubProcess(data_dir) as running:
+            yield running
+        return
+    with (
+        Mosquitto(data_dir, data_dir.parent / "mosquitto") as broker,
+        HubProcess(data_dir, broker=broker) as running,
+    ):
+        broker.reload("operator", password_of(running, "operator"))
         yield running
 
 

@@ -78,11 +78,15 @@ def test_spoofed_command_topic_is_dropped_by_the_broker(
     mallory = connect("mallory")
     alice.send({"type": "start"})
     before = mallory.state(min_version=3)
-    mallory.publish(TOPICS.game_command("main", "alice"), {"type": "end_turn", "points": 1000})
+    for qos in (0, 1):  # (Mosquitto 2.0.11 then sends an MQTT 5 PUBACK; paho reconnects)
+        mallory.publish(
+            TOPICS.game_command("main", "alice"), {"type": "end_turn", "points": 1000}, qos=qos
+        )
     # the service handles commands in order: once a later one is answered, the spoof is past
     assert mallory.send({"type": "teleport"})["error"]["code"] == "unknown_command"
     _assert_unchanged(hub, before)
-    assert "dropped publish by mallory to tablehub/games/main/cmd/alice" in hub.log_text()
+    if hub.broker is None:  # the embedded broker logs what its ACL drops
+        assert "dropped publish by mallory to tablehub/games/main/cmd/alice" in hub.log_text()
     assert all(m.json()["version"] <= 3 for m in alice.messages if m.topic.endswith("/reply"))
 
 

@@ -14,19 +14,27 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from hub.auth import Role, UserStore
+from tests.support.cli import REPO, run_cli
+from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import TestClient
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["REPO", "HubProcess", "password_of", "run_cli"]
 
 
 class HubProcess:
     """``with HubProcess(data_dir) as hub:`` -> ``hub.mqtt_port``, ``hub.http_port``."""
 
     def __init__(
-        self, data_dir: Path, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+        self,
+        data_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        broker: Mosquitto | None = None,
     ) -> None:
         self.data_dir = data_dir
-        self.args = list(args)
+        self.broker = broker
+        self.args = [*args, "--broker", broker.url] if broker is not None else list(args)
         self.env = {**os.environ, **(env or {})}
         self.log_path = log or data_dir.parent / f"{data_dir.name}-hub.log"
         self.proc: subprocess.Popen[str] | None = None
@@ -155,16 +163,6 @@ def password_of(hub: HubProcess, name: str, role: str = "player") -> str:
     store = UserStore(hub.data_dir)
     if store.get(name) is None:
         store.add(name, Role(role), password)
+        if hub.broker is not None:
+            hub.broker.reload(name, password)
     return password
-
-
-def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run ``hub ARGS`` to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "hub", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )

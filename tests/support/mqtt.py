@@ -53,10 +53,13 @@ class TestClient:
         self.messages: list[Message] = []
         self._cond = threading.Condition()
         self._presence = presence
+        self._filters: list[tuple[str, int]] = []
         self._connected = threading.Event()
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
+        self._client.on_disconnect = lambda *_a: self._online.clear()
+        self._online = threading.Event()
         self.connack: object = None
         if password is not None:
             self._client.username_pw_set(username or client_id, password)
@@ -69,7 +72,11 @@ class TestClient:
         self, _c: paho.Client, _u: object, _f: object, reason: object, _p: object
     ) -> None:
         self.connack = reason
+        if self._connected.is_set():  # a reconnect: a clean session lost the subscriptions
+            for topic_filter, qos in self._filters:
+                self._client.subscribe(topic_filter, qos)
         self._connected.set()
+        self._online.set()
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         with self._cond:
@@ -106,6 +113,7 @@ class TestClient:
         done = threading.Event()
         self._client.on_subscribe = lambda *_a: done.set()
         self._client.subscribe(topic_filter, qos)
+        self._filters.append((topic_filter, qos))
         if not done.wait(10):
             msg = f"no SUBACK for {topic_filter}"
             raise TimeoutError(msg)
@@ -114,6 +122,9 @@ class TestClient:
         self, topic: str, payload: bytes | dict[str, Any], *, retain: bool = False, qos: int = 1
     ) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        if not self._online.wait(10):  # reconnecting (paho does that by itself)
+            msg = f"{self.client_id} is not connected"
+            raise TimeoutError(msg)
         self._client.publish(topic, data, qos=qos, retain=retain).wait_for_publish(10)
 
     # --- waiting -------------------------------------------------------------------------
