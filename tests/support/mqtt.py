@@ -58,8 +58,8 @@ class TestClient:
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
-        self._client.on_disconnect = lambda *_a: self._online.clear()
         self._online = threading.Event()
+        self._client.on_disconnect = lambda *_a: self._online.clear()
         self.connack: object = None
         if password is not None:
             self._client.username_pw_set(username or client_id, password)
