@@ -17,6 +17,8 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class WillAclBroker(Broker):  # type: ignore[misc]  # amqtt ships no type information
+    """Drops a will its client may not publish, instead of publishing it on its behalf."""
+
     async def _handle_disconnect(
         self,
         client_session: Session,

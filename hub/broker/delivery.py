@@ -43,6 +43,8 @@ async def deliver(
 
 
 class DeliveryBroker(Broker):  # type: ignore[misc]  # amqtt ships no type information
+    """Routes messages at min(publish, subscription) QoS, once per client, within bounds."""
+
     limits: Limits
 
     async def _handle_message_delivery(
@@ -116,6 +118,8 @@ class DeliveryBroker(Broker):  # type: ignore[misc]  # amqtt ships no type infor
         return list(found.values())
 
     async def _queue_offline(self, broadcast: dict[str, Any], qos: int, session: Session) -> None:
+        # amqtt's offline queue has no bound: an inactive session grows without limit until
+        # it expires (Yakifo/amqtt#14); keep the oldest messages, drop newer ones
         if session.retained_messages.qsize() >= self.limits.max_queued_messages:
             _LOGGER.info(
                 "offline queue of %s is full (%d): dropping a message on %s",

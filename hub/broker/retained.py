@@ -21,6 +21,8 @@ _SUBSCRIBING = "hub.broker.subscribing"
 
 
 class RetainedBroker(Broker):  # type: ignore[misc]  # amqtt ships no type information
+    """Sends retained messages for a SUBSCRIBE only, never on CONNECT."""
+
     async def _handle_subscription(
         self,
         client_session: Session,
@@ -39,7 +41,8 @@ class RetainedBroker(Broker):  # type: ignore[misc]  # amqtt ships no type infor
         # amqtt 0.12.1 also calls this on every CONNECT, for the filters of *all* sessions
         # (broker.py, _handle_client_session): a client that subscribed to nothing received
         # other clients' retained topics past the ACL, and a resumed session got its retained
-        # messages again. Retained messages belong to new subscriptions only [MQTT-3.3.1-6].
+        # messages again (cf. Yakifo/amqtt#14, "replay and retained message logic need
+        # work"). Retained messages belong to new subscriptions only [MQTT-3.3.1-6].
         if not session.attributes.get(_SUBSCRIBING):
             return
         handler = self._get_handler(session)

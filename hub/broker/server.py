@@ -45,7 +45,8 @@ class BrokerOptions:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Open connections over all listeners; more get CONNACK 0x03 (server unavailable)."""
     session_expiry: int = 86_400
-    """Seconds a disconnected persistent session (clean session 0) is kept."""
+    """Seconds a disconnected persistent session (clean session 0) is kept; amqtt's default
+    keeps them forever (Yakifo/amqtt#14, #247)."""
     auth: Mapping[str, Mapping[str, Any]] | None = None
     """Authentication/ACL plugins, dotted class path -> config; None admits everyone
     (``OpenAuthPlugin``, for conformance tests only)."""

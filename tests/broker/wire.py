@@ -104,10 +104,14 @@ class RawClient:
 
     def __init__(self, port: int, *, receive_buffer: int | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if receive_buffer is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        self.sock.settimeout(5.0)
-        self.sock.connect(("127.0.0.1", port))
+        try:
+            if receive_buffer is not None:  # before connect, so the TCP window stays small
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            self.sock.settimeout(5.0)
+            self.sock.connect(("127.0.0.1", port))
+        except OSError:
+            self.sock.close()
+            raise
         self.client_id = ""
         self.inbox: deque[Publish] = deque()
         self._buffer = bytearray()

@@ -83,6 +83,7 @@ _points: st.SearchStrategy[Any] = st.one_of(
     st.integers(0, 12),
     st.integers(0, 12),
     st.integers(0, 1000),
+    st.sampled_from([0, 999, 1000]),
     st.sampled_from([-1, 1001, "3", 2.5, True]),
 )
 _rounds: st.SearchStrategy[Any] = st.one_of(
@@ -275,6 +276,7 @@ def play(max_rounds: int, steps: list[Step]) -> Run:
             assert outcome.event.version == state.version
             assert outcome.event.status is state.table.status
             assert outcome.event.by == actor.client_id
+            assert state.updated_at == outcome.event.at == now
             check_transition(before, command, actor, state)
             run.entries.append(
                 JournalEntry(

@@ -58,8 +58,7 @@ class TestClient:
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
-        self._online = threading.Event()
-        self._client.on_disconnect = lambda *_a: self._online.clear()
+        self._client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)
         self.connack: object = None
         if password is not None:
             self._client.username_pw_set(username or client_id, password)
@@ -76,7 +75,6 @@ class TestClient:
             for topic_filter, qos in self._filters:
                 self._client.subscribe(topic_filter, qos)
         self._connected.set()
-        self._online.set()
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         with self._cond:
@@ -122,10 +120,16 @@ class TestClient:
         self, topic: str, payload: bytes | dict[str, Any], *, retain: bool = False, qos: int = 1
     ) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        if not self._online.wait(10):  # reconnecting (paho does that by itself)
-            msg = f"{self.client_id} is not connected"
-            raise TimeoutError(msg)
-        self._client.publish(topic, data, qos=qos, retain=retain).wait_for_publish(10)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._client.publish(topic, data, qos=qos, retain=retain).wait_for_publish(10)
+                return
+            except RuntimeError:  # not connected: paho is reconnecting by itself
+                if time.monotonic() > deadline:
+                    raise
+            while not self._client.is_connected() and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     # --- waiting -------------------------------------------------------------------------
     def wait_for(
