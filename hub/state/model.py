@@ -42,6 +42,8 @@ class Round(_Frozen):
     scores: tuple[int, int] = (0, 0)
     current_round: int = 0
     max_rounds: int
+    default_rounds: int = 5
+    """Rounds for a ``start`` that does not say (from the config when the game was made)."""
     current_player_id: Seat = 1
     winner_id: Seat | None = None
 
@@ -70,4 +72,5 @@ class GameState(_Frozen):
 
     @classmethod
     def new(cls, game: str, *, max_rounds: int, now: datetime) -> GameState:
-        return cls(game=game, table=Round(max_rounds=max_rounds), updated_at=now)
+        table = Round(max_rounds=max_rounds, default_rounds=max_rounds)
+        return cls(game=game, table=table, updated_at=now)

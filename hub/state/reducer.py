@@ -184,7 +184,7 @@ def _start(table: Round, command: Start, actor: Actor) -> Round | Rejected:
             "current_round": 1,
             "current_player_id": 1,
             "winner_id": None,
-            "max_rounds": command.max_rounds or table.max_rounds,
+            "max_rounds": command.max_rounds or table.default_rounds,
         }
     )
 
@@ -229,7 +229,9 @@ def _resume(table: Round, command: Resume, actor: Actor) -> Round | Rejected:
 
 
 def _reset(table: Round, command: Reset, actor: Actor) -> Round | Rejected:
-    return Round(seats=table.seats, max_rounds=table.max_rounds)
+    return Round(
+        seats=table.seats, max_rounds=table.default_rounds, default_rounds=table.default_rounds
+    )
 
 
 def _kick(table: Round, command: Kick, actor: Actor) -> Round | Rejected:

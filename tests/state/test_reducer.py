@@ -160,7 +160,7 @@ def test_new_game() -> None:
     assert state.version == 0
     assert state.undo_stack == ()
     assert state.updated_at == T0
-    assert state.table == Round(max_rounds=4)
+    assert state.table == Round(max_rounds=4, default_rounds=4)
     table = state.table
     assert (table.status, table.current_round, table.current_player_id) == (NS, 0, 1)
     assert (table.scores, table.seats, table.winner_id) == ((0, 0), (None, None), None)
@@ -557,7 +557,10 @@ def test_resume_needs_both_seats(actor: Actor) -> None:
 def test_reset(where: str, actor: Actor) -> None:
     before = STATES[where]()
     state = ok(before, reset(), actor)
-    assert state.table == Round(seats=before.table.seats, max_rounds=before.table.max_rounds)
+    default = before.table.default_rounds
+    assert state.table == Round(
+        seats=before.table.seats, max_rounds=default, default_rounds=default
+    )
     assert state.table.status is NS
     assert state.table.scores == (0, 0)
     assert state.table.current_round == 0
@@ -713,3 +716,21 @@ def test_apply_is_deterministic_and_does_not_mutate() -> None:
     second = apply(state, end(3), actor=P1, now=LATER)
     assert first == second
     assert state == copy
+
+
+def test_plain_start_uses_the_configured_rounds_not_the_last_games() -> None:
+    state = new_game(5)
+    steps: list[tuple[Actor, Command]] = [
+        (P1, join("A")),
+        (P2, join("B")),
+        (P1, start(2)),
+        (OP, Reset(type="reset")),
+    ]
+    for actor, command in steps:
+        outcome = apply(state, command, actor=actor, now=T0)
+        assert isinstance(outcome, Accepted)
+        state = outcome.state
+    assert state.table.max_rounds == 5
+    outcome = apply(state, start(), actor=P1, now=T0)
+    assert isinstance(outcome, Accepted)
+    assert outcome.state.table.max_rounds == 5

@@ -58,7 +58,7 @@ class TestClient:
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
-        self._client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self.connack: object = None
         if password is not None:
             self._client.username_pw_set(username or client_id, password)
