@@ -277,16 +277,6 @@ class StateService:
         batch.replies.append((reply_to, Reply.rejected(rid, code, msg)))
 
     def _command(self, message: Inbound, where: CommandTopic, now: datetime, batch: _Batch) -> None:
-        if not self._limiter.allow(message.sender or where.client_id, time.monotonic()):
-            self._reject(
-                batch,
-                message.sender or where.client_id,
-                where.game,
-                ErrorCode.RATE_LIMITED,
-                f"more than {self._opts.command_rate:g} commands per second; slow down",
-                rid=None,
-            )
-            return
         command: Command | None = None
         failure: DecodeError | None = None
         try:
@@ -296,6 +286,16 @@ class StateService:
             failure, request_id = exc, exc.request_id
         if message.sender is not None and message.sender != where.client_id:
             self._spoofed(message, where, batch, request_id)
+            return
+        if not self._limiter.allow(where.client_id, time.monotonic()):
+            self._reject(
+                batch,
+                where.client_id,
+                where.game,
+                ErrorCode.RATE_LIMITED,
+                f"more than {self._opts.command_rate:g} commands per second; slow down",
+                rid=request_id,
+            )
             return
         if command is None:
             assert failure is not None
