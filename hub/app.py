@@ -21,7 +21,6 @@ from typing import Any
 from hub import __version__
 from hub.auth import Acl, LoginThrottle, Role, UserStore
 from hub.auth.passwords import new_password
-from hub.broker import BrokerOptions, EmbeddedBroker
 from hub.clock import utc_now
 from hub.link import MqttTransport
 from hub.protocol import Status, encode
@@ -113,6 +112,8 @@ async def _transport(
             will=(settings.topics.status, encode(offline)),
         )
         return await stack.enter_async_context(link), url.host, url.port
+    from hub.broker import BrokerOptions, EmbeddedBroker  # noqa: PLC0415 - amqtt only if embedded
+
     auth = {
         "hub.broker.auth.HubAuthPlugin": {
             "users": users,
