@@ -3,17 +3,20 @@
 Inside the root R: only the service publishes status, stats, state, events and replies;
 a client publishes only its own command topics and its own presence. Players read status,
 stats, state, events and presence, and their own replies; displays also the join codes;
-operators read everything. Outside R only operators publish or subscribe.
+operators read everything. Outside R only operators publish or subscribe. A filter that
+reaches beyond what a client may read (a display on ``R/#``) is granted, and then every
+delivery on it is checked; a filter that can match nothing readable is refused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from hub.auth.roles import Role
 from hub.protocol import Topics, topic_matches
 
-__all__ = ["Acl", "Identity", "filter_covers"]
+__all__ = ["Acl", "Identity", "SubscribeDecision", "filter_covers", "filters_overlap"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,30 @@ def filter_covers(pattern: str, topic_filter: str) -> bool:
         if part != "+" and filter_levels[index] != part:
             return False
     return len(filter_levels) == len(pattern_levels)
+
+
+def filters_overlap(first: str, second: str) -> bool:
+    """True if some topic matches both filters."""
+    a, b = first.split("/"), second.split("/")
+    for index in range(max(len(a), len(b))):
+        x = a[index] if index < len(a) else None
+        y = b[index] if index < len(b) else None
+        if x == "#" or y == "#":
+            return True
+        if x is None or y is None:
+            return False
+        if "+" not in (x, y) and x != y:
+            return False
+    return True
+
+
+class SubscribeDecision(Enum):
+    DENY = "deny"
+    """The filter can match nothing the client may read: SUBACK 0x80."""
+    GRANT = "grant"
+    """Everything the filter can match is readable."""
+    FILTERED = "filtered"
+    """Granted, but each delivery must pass ``may_read`` (e.g. a display on ``R/#``)."""
 
 
 class Acl:
@@ -69,11 +96,30 @@ class Acl:
         )
         return any(topic_matches(topic, pattern) for pattern in own)
 
+    def _readable(self, who: Identity) -> tuple[str, ...]:
+        reads = self._display_reads if who.role is Role.DISPLAY else self._player_reads
+        return (*reads, self._topics.client_reply(who.username))
+
     def may_subscribe(self, who: Identity, topic_filter: str) -> bool:
+        """True if every topic the filter can match is readable."""
+        return self.subscribe(who, topic_filter) is SubscribeDecision.GRANT
+
+    def subscribe(self, who: Identity, topic_filter: str) -> SubscribeDecision:
+        if who.role in (Role.SERVICE, Role.OPERATOR):
+            return SubscribeDecision.GRANT
+        if topic_filter.startswith("$"):
+            return SubscribeDecision.DENY
+        readable = self._readable(who)
+        if any(filter_covers(pattern, topic_filter) for pattern in readable):
+            return SubscribeDecision.GRANT
+        if any(filters_overlap(pattern, topic_filter) for pattern in readable):
+            return SubscribeDecision.FILTERED
+        return SubscribeDecision.DENY
+
+    def may_read(self, who: Identity, topic: str) -> bool:
+        """May this message be delivered to ``who``?"""
         if who.role in (Role.SERVICE, Role.OPERATOR):
             return True
-        if topic_filter.startswith("$"):
-            return False
-        readable = self._display_reads if who.role is Role.DISPLAY else self._player_reads
-        own_reply = self._topics.client_reply(who.username)
-        return any(filter_covers(p, topic_filter) for p in (*readable, own_reply))
+        return not topic.startswith("$") and any(
+            topic_matches(topic, pattern) for pattern in self._readable(who)
+        )

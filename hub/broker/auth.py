@@ -18,11 +18,14 @@ from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from hub.auth import Acl, Identity, LoginThrottle, Role, UserStore
+from hub.auth.acl import SubscribeDecision
 
 __all__ = ["IDENTITY", "HubAuthPlugin", "OpenAuthPlugin"]
 
 _LOGGER = logging.getLogger(__name__)
 IDENTITY = "hub.identity"
+FILTERED = "hub.filtered"
+"""Set on a session holding a filter wider than what it may read."""
 
 
 class OpenAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
@@ -96,11 +99,12 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
         topic: str | None = None,
         action: Action | None = None,
     ) -> bool | None:
-        if action is Action.RECEIVE:
-            return True  # every subscription was vetted when it was made
         identity = session.attributes.get(IDENTITY) if session is not None else None
-        if not isinstance(identity, Identity) or topic is None:
+        if not isinstance(identity, Identity) or topic is None or session is None:
             return False
+        if action is Action.RECEIVE:
+            # only sessions holding a filter wider than what they may read pay this check
+            return not session.attributes.get(FILTERED) or self._acl.may_read(identity, topic)
         if action is Action.PUBLISH:
             allowed = self._acl.may_publish(identity, topic)
             if not allowed:
@@ -108,7 +112,10 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
                     "dropped publish by %s to %s: not allowed", identity.username, topic
                 )
             return allowed
-        allowed = self._acl.may_subscribe(identity, topic)
-        if not allowed:
+        decision = self._acl.subscribe(identity, topic)
+        if decision is SubscribeDecision.DENY:
             _LOGGER.info("refused subscription of %s to %s", identity.username, topic)
-        return allowed
+            return False
+        if decision is SubscribeDecision.FILTERED:
+            session.attributes[FILTERED] = True
+        return True

@@ -44,10 +44,10 @@ SUBSCRIBE: dict[str, tuple[bool, bool, bool]] = {
     f"{R}/games/+/cmd/+": (False, False, True),
     f"{R}/clients/{{me}}/reply": (True, True, True),
     f"{R}/clients/{OTHER}/reply": (False, False, True),
-    f"{R}/clients/+/reply": (False, False, True),
+    f"{R}/clients/+/reply": (True, True, True),  # granted, filtered to the client's own
     f"{R}/clients/+/presence": (True, True, True),
-    f"{R}/#": (False, False, True),
-    "#": (False, False, True),
+    f"{R}/#": (True, True, True),  # granted, every delivery checked
+    "#": (True, True, True),
     "$SYS/#": (False, False, True),
     "elsewhere/topic": (False, False, True),
 }

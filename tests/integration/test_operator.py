@@ -75,16 +75,20 @@ def test_display_user_reads_everything_public_but_cannot_publish_state(
         "pi",
         password,
         "-t",
-        "tablehub/games/main/state",
+        "tablehub/#",  # wider than a display may read: granted, deliveries checked
+        "-v",
         "-C",
-        "1",
+        "3",
         "-W",
         "10",
     )
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["version"] == 0
+    seen = dict(line.split(" ", 1) for line in shown.stdout.splitlines())
+    assert set(seen) == {TOPICS.status, TOPICS.stats, TOPICS.game_state("main")}
+    state = json.loads(seen[TOPICS.game_state("main")])
+    assert state["version"] == 0
 
-    fake = json.dumps({**json.loads(shown.stdout), "p1_name": "Mallory"})
+    fake = json.dumps({**state, "p1_name": "Mallory"})
     for extra in ([], ["-r"]):
         pub = _mosquitto(
             "mosquitto_pub",
