@@ -8,11 +8,12 @@ The state service depends only on this Protocol.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Inbound", "Transport", "TransportError"]
+__all__ = ["Inbound", "Inbox", "Transport", "TransportError"]
 
 
 class TransportError(Exception):
@@ -48,3 +49,26 @@ class Transport(Protocol):
 
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Call ``callback`` after every re-connection to the broker (not the first)."""
+
+
+class Inbox:
+    """The inbound queue a transport fills and ``Transport.messages`` drains, until closed."""
+
+    _CLOSED = object()
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
+
+    def put(self, message: Inbound) -> None:
+        self._queue.put_nowait(message)
+
+    def close(self) -> None:
+        self._queue.put_nowait(self._CLOSED)
+
+    async def messages(self) -> AsyncIterator[Inbound]:
+        while True:
+            item = await self._queue.get()
+            if item is self._CLOSED:
+                return
+            assert isinstance(item, Inbound)
+            yield item

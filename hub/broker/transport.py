@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from amqtt.session import Session
 
 from hub.broker.conformance import HubBroker
 from hub.protocol import topic_matches
-from hub.transport import Inbound
+from hub.transport import Inbound, Inbox
 
 __all__ = ["EmbeddedTransport"]
-
-_CLOSED = object()
 
 
 class EmbeddedTransport:
@@ -26,7 +23,7 @@ class EmbeddedTransport:
     def __init__(self, broker: HubBroker) -> None:
         self._broker = broker
         self._filters: list[str] = []
-        self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
+        self._inbox = Inbox()
         broker.message_tap = self._tap
 
     def _tap(self, topic: str, payload: bytes, session: Session | None) -> None:
@@ -34,15 +31,13 @@ class EmbeddedTransport:
             return
         if any(topic_matches(topic, f) for f in self._filters):
             sender = session.username or session.client_id
-            self._queue.put_nowait(Inbound(topic=topic, payload=payload, sender=sender))
+            self._inbox.put(Inbound(topic=topic, payload=payload, sender=sender))
 
     async def subscribe(self, *filters: str) -> None:
         self._filters.extend(filters)
         for topic, message in list(self._broker.retained_messages.items()):
             if any(topic_matches(topic, f) for f in filters):
-                self._queue.put_nowait(
-                    Inbound(topic=topic, payload=bytes(message.data), retained=True)
-                )
+                self._inbox.put(Inbound(topic=topic, payload=bytes(message.data), retained=True))
 
     async def publish(
         self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1
@@ -52,17 +47,12 @@ class EmbeddedTransport:
         if payload or not retain:
             await self._broker.internal_message_broadcast(topic, payload, qos)
 
-    async def messages(self) -> AsyncIterator[Inbound]:
-        while True:
-            item = await self._queue.get()
-            if item is _CLOSED:
-                return
-            assert isinstance(item, Inbound)
-            yield item
+    def messages(self) -> AsyncIterator[Inbound]:
+        return self._inbox.messages()
 
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
         """In-process: the link never drops, so there is nothing to call back."""
 
     def close(self) -> None:
         self._broker.message_tap = None
-        self._queue.put_nowait(_CLOSED)
+        self._inbox.close()

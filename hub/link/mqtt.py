@@ -16,12 +16,11 @@ from typing import Self
 import aiomqtt
 
 from hub.link.url import BrokerUrl
-from hub.transport import Inbound, TransportError
+from hub.transport import Inbound, Inbox, TransportError
 
 __all__ = ["MqttTransport"]
 
 _LOGGER = logging.getLogger(__name__)
-_CLOSED = object()
 _BACKOFF_CAP = 10.0
 
 
@@ -44,7 +43,7 @@ class MqttTransport:
         self._connect_timeout = connect_timeout
         self._filters: list[str] = []
         self._client: aiomqtt.Client | None = None
-        self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
+        self._inbox = Inbox()
         self._connected = asyncio.Event()
         self._callbacks: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -85,7 +84,7 @@ class MqttTransport:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._queue.put_nowait(_CLOSED)
+        self._inbox.close()
 
     async def _run(self) -> None:
         attempt = 0
@@ -104,7 +103,7 @@ class MqttTransport:
                             await callback()
                     first = False
                     async for message in client.messages:
-                        self._queue.put_nowait(
+                        self._inbox.put(
                             Inbound(
                                 topic=message.topic.value,
                                 payload=bytes(message.payload)
@@ -147,13 +146,8 @@ class MqttTransport:
             msg = f"cannot publish to {topic}: {exc}"
             raise TransportError(msg) from exc
 
-    async def messages(self) -> AsyncIterator[Inbound]:
-        while True:
-            item = await self._queue.get()
-            if item is _CLOSED:
-                return
-            assert isinstance(item, Inbound)
-            yield item
+    def messages(self) -> AsyncIterator[Inbound]:
+        return self._inbox.messages()
 
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._callbacks.append(callback)
