@@ -19,6 +19,7 @@ from amqtt.session import Session
 
 from hub.auth import Acl, Identity, LoginThrottle, Role, UserStore
 from hub.auth.acl import SubscribeDecision
+from hub.broker.connections import ASSIGNED_CLIENT_ID
 
 __all__ = ["IDENTITY", "HubAuthPlugin", "OpenAuthPlugin"]
 
@@ -81,6 +82,10 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
             await asyncio.sleep(delay)
             return False
         if user.role in (Role.PLAYER, Role.DISPLAY) and session.client_id != user.name:
+            if session.attributes.get(ASSIGNED_CLIENT_ID):
+                await self._assign_client_id(session, user.name)
+                session.attributes[IDENTITY] = Identity(username=user.name, role=user.role)
+                return True
             _LOGGER.warning(
                 "refused %s %r from %s: its MQTT client id must be its username, not %r",
                 user.role,
@@ -91,6 +96,14 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
             return False
         session.attributes[IDENTITY] = Identity(username=user.name, role=user.role)
         return True
+
+    async def _assign_client_id(self, session: Session, name: str) -> None:
+        """A player or display that sent no client id gets its username as one, as if it
+        had sent it: an earlier session under that id is dropped, like amqtt does for a
+        clean session reusing an id."""
+        broker = self.context._broker_instance
+        await broker._delete_session(name)
+        session.client_id = name
 
     async def topic_filtering(
         self,

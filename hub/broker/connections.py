@@ -18,6 +18,9 @@ from hub.broker.limits import Limits
 __all__ = ["GuardedConnectionsBroker"]
 
 _LOGGER = logging.getLogger(__name__)
+_AMQTT_ID_PREFIX = "amqtt/"
+ASSIGNED_CLIENT_ID = "hub.assigned_client_id"
+"""Set on a session whose client sent an empty client id (MQTT-3.1.3-6)."""
 _CONNACK_SERVER_UNAVAILABLE = b"\x20\x02\x00\x03"
 
 
@@ -76,6 +79,9 @@ class GuardedConnectionsBroker(Broker):  # type: ignore[misc]  # amqtt ships no 
         if isinstance(writer, GuardedWriter):
             # Yakifo/amqtt#308: amqtt reads the keep-alive but never enforces it
             writer.connection.connected(session.keep_alive)
+        if session.clean_session and str(session.client_id).startswith(_AMQTT_ID_PREFIX):
+            # the client sent no id and amqtt made one up (amqtt.utils.gen_client_id)
+            session.attributes[ASSIGNED_CLIENT_ID] = True
         return handler, session
 
     async def _handle_message_delivery(

@@ -18,12 +18,14 @@ from tests.support.mqtt import TOPICS
 
 
 def _mosquitto(
-    tool: str, port: int, user: str, password: str, *args: str
+    tool: str, port: int, user: str, password: str, *args: str, client_id: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run Debian's mosquitto_sub/_pub as ``user``; no ``-i`` unless ``client_id`` is given."""
     path = shutil.which(tool)
     assert path is not None, f"{tool} is missing: make test installs mosquitto-clients"
+    identity = ["-i", client_id] if client_id else []
     return subprocess.run(
-        [path, "-h", "127.0.0.1", "-p", str(port), "-i", user, "-u", user, "-P", password, *args],
+        [path, "-h", "127.0.0.1", "-p", str(port), *identity, "-u", user, "-P", password, *args],
         capture_output=True,
         text=True,
         timeout=20,
@@ -64,6 +66,7 @@ def test_mosquitto_sub_shows_retained_status_and_state_at_once(
 def test_display_user_reads_everything_public_but_cannot_publish_state(
     hub: HubProcess, connect: ClientFactory
 ) -> None:
+    # the operator's steps from the issue, literally: no -i, the broker assigns "pi"
     added = run_cli("users", "add", "pi", "--role", "display", "--data-dir", str(hub.data_dir))
     assert added.returncode == 0, added.stderr
     password = added.stdout.split("password: ", 1)[1].strip()
