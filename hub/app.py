@@ -11,24 +11,27 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from hub import __version__
-from hub.auth import Acl, LoginThrottle, Role, UserStore
+from hub.auth import Acl, JoinCodeStore, LoginThrottle, Role, SessionStore, UserStore
 from hub.auth.passwords import new_password
 from hub.clock import utc_now
 from hub.link import MqttTransport
-from hub.protocol import Status, encode
+from hub.protocol import JoinCode, Status, encode
 from hub.settings import HubSettings
 from hub.state.service import RoleOf, ServiceOptions, StateService
 from hub.state.store import Store
 from hub.transport import Transport
+from hub.web import JournalHistory, ServiceMetrics, health_of
 from web_bridge.app import create_app
+from web_bridge.ports import Bridge, MqttGateway
+from web_bridge.proxy import TcpProxyGateway
 from web_bridge.server import HttpServer
 
 __all__ = [
@@ -86,22 +89,27 @@ def _service_options(settings: HubSettings, epoch: int, started_at: datetime) ->
     )
 
 
-def _health(settings: HubSettings) -> dict[str, Any]:
-    disk = shutil.disk_usage(settings.data_dir)
-    return {
-        "broker": {"ok": True},
-        "state_service": {"ok": True},
-        "disk": {"ok": disk.free > 10 * 1024 * 1024, "free_bytes": disk.free},
-    }
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """How the service and the web bridge reach the broker."""
+
+    transport: Transport
+    host: str
+    port: int
+    gateway: MqttGateway
+    running: Callable[[], bool]
+    clients_by_role: Callable[[], dict[str, int]] | None = None
 
 
-async def _transport(
+async def _link(
     stack: AsyncExitStack,
     settings: HubSettings,
+    *,
     users: UserStore,
+    sessions: SessionStore,
     epoch: int,
     started_at: datetime,
-) -> tuple[Transport, str, int]:
+) -> _Link:
     """The embedded broker's in-process link, or a client link to ``--broker``."""
     url = settings.broker_url
     if url is not None:
@@ -111,20 +119,46 @@ async def _transport(
             client_id=f"tablehub-{url.username or 'service'}",
             will=(settings.topics.status, encode(offline)),
         )
-        return await stack.enter_async_context(link), url.host, url.port
+        await stack.enter_async_context(link)
+        return _Link(
+            link, url.host, url.port, TcpProxyGateway(url.host, url.port), lambda: link.connected
+        )
     from hub.broker import BrokerOptions, EmbeddedBroker  # noqa: PLC0415 - amqtt only if embedded
+    from hub.broker.websocket import WebSocketGateway  # noqa: PLC0415
 
     auth = {
         "hub.broker.auth.HubAuthPlugin": {
             "users": users,
             "acl": Acl(settings.topics),
             "throttle": LoginThrottle(),
+            "sessions": sessions,
         }
     }
     broker = await stack.enter_async_context(
         EmbeddedBroker(BrokerOptions(bind=settings.bind, port=settings.mqtt_port, auth=auth))
     )
-    return broker.transport, settings.bind, broker.port
+    return _Link(
+        broker.transport,
+        settings.bind,
+        broker.port,
+        WebSocketGateway(broker),
+        lambda: broker.running,
+        broker.clients_by_role,
+    )
+
+
+def _join_topics(
+    settings: HubSettings, codes: JoinCodeStore
+) -> Callable[[], Iterable[tuple[str, bytes]]]:
+    """The retained join code of every game, for the state service to publish."""
+
+    def join_topics() -> list[tuple[str, bytes]]:
+        return [
+            (settings.topics.game_join(game), encode(JoinCode(game=game, code=codes.code(game))))
+            for game in settings.games
+        ]
+
+    return join_topics
 
 
 async def serve(settings: HubSettings) -> None:
@@ -141,23 +175,47 @@ async def serve(settings: HubSettings) -> None:
     async with AsyncExitStack() as stack:
         store = stack.enter_context(Store(settings.data_dir))
         epoch, started_at = store.next_epoch(), utc_now()
-        transport, mqtt_host, mqtt_port = await _transport(
-            stack, settings, users, epoch, started_at
+        sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
+        join_codes = JoinCodeStore(settings.data_dir, digits=settings.join_code_digits)
+        link = await _link(
+            stack, settings, users=users, sessions=sessions, epoch=epoch, started_at=started_at
         )
         service = StateService(
-            transport,
+            link.transport,
             store,
             _service_options(settings, epoch, started_at),
             role_resolver(users),
+            extra_retained=_join_topics(settings, join_codes),
         )
         await stack.enter_async_context(service)
+
+        async def rotate_join_code(game: str) -> str:
+            code = await asyncio.to_thread(join_codes.rotate, game)
+            _LOGGER.info("join code of %s rotated", game)
+            await service.publish_extra()
+            return code
+
+        bridge = Bridge(
+            games=settings.games,
+            topics=settings.topics,
+            users=users,
+            sessions=sessions,
+            join_codes=join_codes,
+            rotate_join_code=rotate_join_code,
+            snapshots=service,
+            history=JournalHistory(settings.data_dir),
+            metrics=ServiceMetrics(service, sessions, settings.data_dir, link.clients_by_role),
+            gateway=link.gateway,
+            health=health_of(settings.data_dir, service, link.running),
+            ws_max_connections=settings.ws_max_connections,
+        )
         http = await stack.enter_async_context(
-            HttpServer(create_app(lambda: _health(settings)), settings.bind, settings.http_port)
+            HttpServer(create_app(bridge), settings.bind, settings.http_port)
         )
         ready = {
-            "mqtt": f"{mqtt_host}:{mqtt_port}",
+            "mqtt": f"{link.host}:{link.port}",
             "http": f"{settings.bind}:{http.port}",
-            "mqtt_port": mqtt_port,
+            "mqtt_port": link.port,
             "http_port": http.port,
             "epoch": service.epoch,
             "pid": os.getpid(),

@@ -53,6 +53,11 @@ class HubSettings(BaseSettings):
     command_rate_limit: Annotated[float, Field(ge=0)] = 20.0
     """Commands per second per client; 0 turns the limit off."""
     command_burst: Annotated[int, Field(ge=1)] = 40
+    session_ttl: Annotated[float, Field(gt=0)] = 12 * 3600.0
+    """Seconds a phone's player session (its MQTT token) stays valid."""
+    join_code_digits: Annotated[int, Field(ge=4, le=6)] = 6
+    ws_max_connections: Annotated[int, Field(ge=1)] = 500
+    """MQTT-over-WebSocket connections the web bridge holds at once; more are refused."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("topic_root")

@@ -1,26 +1,28 @@
-"""The web bridge's ASGI app (phone page and MQTT over WebSockets arrive with issue #4)."""
+"""The web bridge's ASGI app: the phones' JSON API, MQTT over WebSocket, health, metrics.
+
+``create_app(bridge)`` is the factory; ``hub/app.py`` builds the ``Bridge`` (what the app
+needs from the hub, see ``web_bridge.ports``). OpenAPI docs are served at ``/docs``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+
+from hub import __version__
+from web_bridge.api import api_router
+from web_bridge.errors import ApiError, api_error_handler
+from web_bridge.ops import ops_router
+from web_bridge.ports import Bridge
+from web_bridge.ws_mqtt import ws_router
 
 __all__ = ["create_app"]
 
-HealthCheck = Callable[[], dict[str, Any]]
 
-
-def create_app(health: HealthCheck) -> FastAPI:
-    """The bridge app; ``health`` reports the hub's parts, each ``{"ok": bool, ...}``."""
-    app = FastAPI(title="tablehub web bridge")
-
-    @app.get("/healthz")
-    def healthz() -> JSONResponse:
-        parts = health()
-        ok = all(part.get("ok", False) for part in parts.values())
-        return JSONResponse({"ok": ok, **parts}, status_code=200 if ok else 503)
-
+def create_app(bridge: Bridge) -> FastAPI:
+    app = FastAPI(title="tablehub web bridge", version=__version__)
+    app.add_exception_handler(ApiError, api_error_handler)
+    ws, ws_metrics = ws_router(bridge)
+    app.include_router(api_router(bridge))
+    app.include_router(ops_router(bridge, ws_metrics))
+    app.include_router(ws)
     return app

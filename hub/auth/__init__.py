@@ -7,8 +7,10 @@ store for a sender's role.
 
 from hub.auth.acl import Acl, Identity
 from hub.auth.errors import AuthError, UserExistsError, UserNotFoundError
+from hub.auth.joincodes import JoinCodeStore
 from hub.auth.ratelimit import RateLimiter
 from hub.auth.roles import Role
+from hub.auth.sessions import NewSession, PlayerSession, SessionStore
 from hub.auth.throttle import LoginThrottle
 from hub.auth.users import SERVICE_USER, User, UserStore
 
@@ -17,9 +19,13 @@ __all__ = [
     "Acl",
     "AuthError",
     "Identity",
+    "JoinCodeStore",
     "LoginThrottle",
+    "NewSession",
+    "PlayerSession",
     "RateLimiter",
     "Role",
+    "SessionStore",
     "User",
     "UserExistsError",
     "UserNotFoundError",

@@ -73,7 +73,7 @@ class Acl:
             f"{root}/games/+/events",
             topics.presence_filter,
         )
-        self._display_reads = (*self._player_reads, f"{root}/games/+/join")
+        self._display_reads = (*self._player_reads, topics.game_join("+"))
 
     def _inside_root(self, topic: str) -> bool:
         first = topic.split("/", 1)[0]

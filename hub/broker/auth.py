@@ -17,7 +17,7 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from hub.auth import Acl, Identity, LoginThrottle, Role, UserStore
+from hub.auth import Acl, Identity, LoginThrottle, Role, SessionStore, UserStore
 from hub.auth.acl import SubscribeDecision
 from hub.broker.connections import ASSIGNED_CLIENT_ID
 
@@ -45,7 +45,8 @@ class OpenAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
 
 
 class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
-    """Users from the hub's user store; publish/subscribe rules from ``hub.auth.Acl``."""
+    """Users from the hub's user store, else player sessions (``hub.auth.SessionStore``);
+    publish/subscribe rules from ``hub.auth.Acl``."""
 
     @dataclass
     class Config:
@@ -55,23 +56,21 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
         """The Acl."""
         throttle: Any = None
         """The LoginThrottle for failed logins."""
+        sessions: Any = None
+        """The SessionStore of player sessions (phones), or None."""
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
         self._users: UserStore = self.config.users
         self._acl: Acl = self.config.acl
         self._throttle: LoginThrottle = self.config.throttle
+        self._sessions: SessionStore | None = self.config.sessions
 
     async def authenticate(self, *, session: Session) -> bool | None:
         name, password = session.username, session.password
         address = session.remote_address or "?"
-        user = self._users.login(name) if name else None
-        ok = (
-            user is not None
-            and password is not None
-            and await asyncio.to_thread(self._users.check_password, user, password)
-        )
-        if not ok or user is None:
+        identity = await self._identity(name, password)
+        if identity is None:
             delay = self._throttle.failed(address, time.monotonic())
             _LOGGER.warning(
                 "refused login as %r from %s (bad credentials; answer delayed %.2f s)",
@@ -81,21 +80,36 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
             )
             await asyncio.sleep(delay)
             return False
-        if user.role in (Role.PLAYER, Role.DISPLAY) and session.client_id != user.name:
+        if identity.role in (Role.PLAYER, Role.DISPLAY) and session.client_id != identity.username:
             if session.attributes.get(ASSIGNED_CLIENT_ID):
-                await self._assign_client_id(session, user.name)
-                session.attributes[IDENTITY] = Identity(username=user.name, role=user.role)
+                await self._assign_client_id(session, identity.username)
+                session.attributes[IDENTITY] = identity
                 return True
             _LOGGER.warning(
                 "refused %s %r from %s: its MQTT client id must be its username, not %r",
-                user.role,
-                user.name,
+                identity.role,
+                identity.username,
                 address,
                 session.client_id,
             )
             return False
-        session.attributes[IDENTITY] = Identity(username=user.name, role=user.role)
+        session.attributes[IDENTITY] = identity
         return True
+
+    async def _identity(self, name: str | None, password: str | None) -> Identity | None:
+        """Who the credentials belong to: a user of the store, else a player session."""
+        if not name or password is None:
+            return None
+        user = self._users.login(name)
+        if user is not None:
+            if await asyncio.to_thread(self._users.check_password, user, password):
+                return Identity(username=user.name, role=user.role)
+            return None
+        if self._sessions is not None and self._users.get(name) is None:
+            player = await asyncio.to_thread(self._sessions.authenticate, name, password)
+            if player is not None:
+                return Identity(username=player.client_id, role=Role.PLAYER)
+        return None
 
     async def _assign_client_id(self, session: Session, name: str) -> None:
         """A player or display that sent no client id gets its username as one, as if it

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.errors import BrokerError as AmqttBrokerError
 
+from hub.auth import Identity
+from hub.broker.auth import IDENTITY
 from hub.broker.conformance import HubBroker
 from hub.broker.errors import BrokerError
 from hub.broker.limits import (
@@ -93,6 +97,33 @@ class EmbeddedBroker:
             msg = "the broker is not running"
             raise BrokerError(msg)
         return self._port
+
+    @property
+    def max_packet_size(self) -> int:
+        return self._options.max_packet_size
+
+    @property
+    def running(self) -> bool:
+        return self._broker is not None
+
+    def clients_by_role(self) -> dict[str, int]:
+        """Connected clients by role (``unknown``: connected, not yet authenticated)."""
+        if self._broker is None:
+            return {}
+        counts: Counter[str] = Counter()
+        for session, _handler in self._broker._sessions.values():
+            if session.transitions.state == "connected":
+                identity = session.attributes.get(IDENTITY)
+                counts[identity.role.value if isinstance(identity, Identity) else "unknown"] += 1
+        return dict(counts)
+
+    async def serve_external(self, reader: ReaderAdapter, writer: WriterAdapter) -> None:
+        """Run one connection that arrived elsewhere (the web bridge's WebSocket) as a
+        client of the ``websocket`` listener, until it disconnects."""
+        if self._broker is None:
+            msg = "the broker is not running"
+            raise BrokerError(msg)
+        await self._broker.external_connected(reader, writer, _WS_LISTENER)
 
     @property
     def transport(self) -> EmbeddedTransport:

@@ -122,6 +122,11 @@ class MqttTransport:
                 )
                 await asyncio.sleep(delay)
 
+    @property
+    def connected(self) -> bool:
+        """True while the link to the broker is up."""
+        return self._connected.is_set()
+
     async def subscribe(self, *filters: str) -> None:
         self._filters.extend(filters)
         client = self._client

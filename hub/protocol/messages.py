@@ -31,6 +31,7 @@ __all__ = [
     "Event",
     "GameStatus",
     "Join",
+    "JoinCode",
     "Kick",
     "Leave",
     "Name",
@@ -290,6 +291,14 @@ class Presence(WireModel):
     """``R/clients/{client_id}/presence`` (retained, last will ``offline``)."""
 
     state: Literal["online", "offline"]
+
+
+class JoinCode(WireModel):
+    """``R/games/{game}/join`` (retained; displays and operators only): the digits a phone
+    enters to get a player session."""
+
+    game: str
+    code: Annotated[str, Field(pattern=r"^[0-9]{4,6}$")]
 
 
 class GameCounters(WireModel):

@@ -9,6 +9,7 @@ Layout under the root R (default ``tablehub``)::
     R/games/{game}/cmd/{client_id}    commands from client_id
     R/clients/{client_id}/reply       replies to client_id
     R/clients/{client_id}/presence    retained, client_id (last will: offline)
+    R/games/{game}/join               retained, state service: the join code (displays)
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class Topics:
 
     def game_events(self, game: str) -> str:
         return f"{self.root}/games/{game}/events"
+
+    def game_join(self, game: str) -> str:
+        return f"{self.root}/games/{game}/join"
 
     def game_command(self, game: str, client_id: str) -> str:
         return f"{self.root}/games/{game}/cmd/{client_id}"

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from hub.protocol import (
     Event,
     Presence,
     Reply,
+    Snapshot,
     Stats,
     Status,
     Topics,
@@ -53,6 +55,8 @@ _BATCH_MAX = 256
 _STOP = object()
 T = TypeVar("T")
 RoleOf = Callable[[str], Role]
+ExtraRetained = Callable[[], Iterable[tuple[str, bytes]]]
+"""Retained (topic, payload) pairs the hub adds beside the service's own (join codes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,7 @@ class StateService:
         role_of: RoleOf,
         *,
         clock: Callable[[], datetime] = utc_now,
+        extra_retained: ExtraRetained = tuple,
     ) -> None:
         self._transport = transport
         self._store = store
@@ -111,6 +116,8 @@ class StateService:
         self._online: dict[str, bool] = {}
         self._counters = {game: _Counters() for game in options.games}
         self._other_rejected = 0
+        self._rejected_by_code: Counter[ErrorCode] = Counter()
+        self._extra_retained = extra_retained
         self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
@@ -162,6 +169,13 @@ class StateService:
         await self._publish_status("online")
         for game in self._games:
             await self._publish_state(game)
+        await self.publish_extra()
+
+    async def publish_extra(self) -> None:
+        """Publish the hub's extra retained messages: at start, after each reconnect, and
+        when the hub changes them (a rotated join code)."""
+        for topic, payload in self._extra_retained():
+            await self._send(topic, payload, retain=True)
 
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking journal work on the journal's own thread."""
@@ -181,6 +195,26 @@ class StateService:
     # --- read access for the CLI/HTTP side ------------------------------------------------
     def game(self, name: str) -> GameState | None:
         return self._games.get(name)
+
+    def snapshot(self, game: str) -> Snapshot | None:
+        """The game's snapshot as last published (or about to be), None for unknown games."""
+        if game not in self._games:
+            return None
+        return snapshot(
+            self._games[game],
+            epoch=self.epoch,
+            online=self._online,
+            updated_at=self._changed_at[game],
+        )
+
+    def rejections(self) -> dict[ErrorCode, int]:
+        """Rejected commands since start, by error code."""
+        return dict(self._rejected_by_code)
+
+    @property
+    def running(self) -> bool:
+        """True while the service takes commands."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     # --- the loop ------------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -247,6 +281,7 @@ class StateService:
             ]
             for entry in batch.entries:
                 self._counters[entry.game].rejected += 1
+            self._rejected_by_code[ErrorCode.STORAGE_UNAVAILABLE] += len(batch.entries)
             return
         for entry in batch.entries:
             self._counters[entry.game].accepted += 1
@@ -270,6 +305,7 @@ class StateService:
         rid: str | None,
     ) -> None:
         _LOGGER.info("rejected command from %s on %s: %s: %s", reply_to, game, code, msg)
+        self._rejected_by_code[code] += 1
         if game in self._counters:
             self._counters[game].rejected += 1
         else:
@@ -399,12 +435,8 @@ class StateService:
             _LOGGER.warning("could not publish %s: %s", topic, exc)
 
     async def _publish_state(self, game: str) -> None:
-        view = snapshot(
-            self._games[game],
-            epoch=self.epoch,
-            online=self._online,
-            updated_at=self._changed_at[game],
-        )
+        view = self.snapshot(game)
+        assert view is not None
         await self._send(self._topics.game_state(game), encode(view), retain=True)
 
     async def _publish_status(self, state: str) -> None:

@@ -48,7 +48,7 @@ def test_mosquitto_sub_shows_retained_status_and_state_at_once(
         "-F",
         "%r %t %p",
         "-C",
-        "3",
+        "4",
         "-W",
         "10",
     )
@@ -57,7 +57,12 @@ def test_mosquitto_sub_shows_retained_status_and_state_at_once(
     for line in done.stdout.splitlines():
         retained, topic, payload = line.split(" ", 2)
         lines[topic] = (retained, json.loads(payload))
-    assert set(lines) == {TOPICS.status, TOPICS.game_state("main"), TOPICS.stats}
+    assert set(lines) == {
+        TOPICS.status,
+        TOPICS.game_state("main"),
+        TOPICS.stats,
+        TOPICS.game_join("main"),
+    }
     assert all(retained == "1" for retained, _ in lines.values())
     assert lines[TOPICS.status][1]["state"] == "online"
     assert lines[TOPICS.game_state("main")][1]["p1_name"] == "Alice"
@@ -81,13 +86,18 @@ def test_display_user_reads_everything_public_but_cannot_publish_state(
         "tablehub/#",  # wider than a display may read: granted, deliveries checked
         "-v",
         "-C",
-        "3",
+        "4",
         "-W",
         "10",
     )
     assert shown.returncode == 0, shown.stderr
     seen = dict(line.split(" ", 1) for line in shown.stdout.splitlines())
-    assert set(seen) == {TOPICS.status, TOPICS.stats, TOPICS.game_state("main")}
+    assert set(seen) == {
+        TOPICS.status,
+        TOPICS.stats,
+        TOPICS.game_state("main"),
+        TOPICS.game_join("main"),  # displays read the join code
+    }
     state = json.loads(seen[TOPICS.game_state("main")])
     assert state["version"] == 0
 

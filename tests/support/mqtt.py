@@ -52,6 +52,7 @@ class TestClient:
         topics: Topics = TOPICS,
         password: str | None = None,
         username: str | None = None,
+        websocket_path: str | None = None,
     ) -> None:
         self.port = port
         self.client_id = client_id
@@ -62,7 +63,13 @@ class TestClient:
         self._presence = presence
         self._filters: list[tuple[str, int]] = []
         self._connected = threading.Event()
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            transport="websockets" if websocket_path is not None else "tcp",
+        )
+        if websocket_path is not None:  # MQTT over WebSocket: ``port`` is the HTTP port
+            self._client.ws_set_options(path=websocket_path)
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)

@@ -1,0 +1,90 @@
+"""Join codes: the digits a phone needs to get a player session for a game.
+
+``DATA_DIR/join_codes.json`` (mode 0600, written atomically) holds the current code of
+each game. A game gets a code on first use; the operator rotates it (``POST
+/api/games/{game}/join-code``), and the hub publishes it retained on ``R/games/{game}/join``
+for the table's displays.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from hub.auth.errors import AuthError
+
+__all__ = ["DEFAULT_JOIN_CODE_DIGITS", "JoinCodeStore"]
+
+DEFAULT_JOIN_CODE_DIGITS = 6
+
+
+class JoinCodeStore:
+    """The current join code of each game; thread-safe."""
+
+    FILENAME = "join_codes.json"
+
+    def __init__(self, data_dir: Path, *, digits: int = DEFAULT_JOIN_CODE_DIGITS) -> None:
+        if not 4 <= digits <= 6:
+            msg = "join codes have 4 to 6 digits"
+            raise AuthError(msg)
+        self.path = data_dir / self.FILENAME
+        self.digits = digits
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, str]:
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            msg = f"cannot read the join codes {self.path}: {exc}"
+            raise AuthError(msg) from exc
+        codes = raw.get("codes") if isinstance(raw, dict) else None
+        if not isinstance(codes, dict):
+            msg = f"cannot read the join codes {self.path}: no 'codes' object"
+            raise AuthError(msg)
+        return {str(game): str(code) for game, code in codes.items()}
+
+    def _write(self, codes: dict[str, str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"codes": codes}, out, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.path)
+
+    def _new_code(self) -> str:
+        return f"{secrets.randbelow(10**self.digits):0{self.digits}d}"
+
+    def code(self, game: str) -> str:
+        """The game's current code (made on first use)."""
+        with self._lock:
+            codes = self._read()
+            if game not in codes:
+                codes[game] = self._new_code()
+                self._write(codes)
+            return codes[game]
+
+    def rotate(self, game: str) -> str:
+        """Replace the game's code with a new one (never the same)."""
+        with self._lock:
+            codes = self._read()
+            old = codes.get(game)
+            new = self._new_code()
+            while new == old:
+                new = self._new_code()
+            codes[game] = new
+            self._write(codes)
+            return new
+
+    def check(self, game: str, code: str) -> bool:
+        """True if ``code`` is the game's current code."""
+        with self._lock:
+            current = self._read().get(game)
+        return current is not None and hmac.compare_digest(current.encode(), code.encode())

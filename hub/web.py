@@ -1,0 +1,145 @@
+"""The hub's side of the web bridge's Protocols (``web_bridge.ports``): history from the
+journal (read-only, its own connection), metrics from the service, broker and journal.
+
+Kept apart from the bridge so that the bridge never imports ``hub.state`` or the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hub.auth import Role, SessionStore
+from hub.protocol import Event
+from hub.state.service import StateService
+from hub.state.store import Store
+from web_bridge.ports import Metric
+
+__all__ = ["JournalHistory", "ServiceMetrics", "health_of"]
+
+MIN_FREE_DISK = 10 * 1024 * 1024
+ClientsByRole = Callable[[], dict[str, int]]
+
+
+class JournalHistory:
+    """``HistorySource`` over the journal, through a read-only connection per request."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = data_dir
+
+    def _read(self, game: str, after: int, limit: int) -> list[Event]:
+        with Store(self._data_dir, read_only=True) as store:
+            return [entry.event for entry in store.entries(game, after=after, limit=limit)]
+
+    async def events(self, game: str, *, after: int, limit: int) -> list[Event]:
+        return await asyncio.to_thread(self._read, game, after, limit)
+
+
+class ServiceMetrics:
+    """``MetricsSource``: everything counted by the parts that own the numbers."""
+
+    def __init__(
+        self,
+        service: StateService,
+        sessions: SessionStore,
+        data_dir: Path,
+        clients_by_role: ClientsByRole | None,
+    ) -> None:
+        self._service = service
+        self._sessions = sessions
+        self._data_dir = data_dir
+        self._clients_by_role = clients_by_role
+
+    def _journal(self, games: list[str]) -> tuple[dict[str, int], int]:
+        with Store(self._data_dir, read_only=True) as store:
+            counts = {game: store.count(game) for game in games}
+        path = self._data_dir / Store.FILENAME
+        size = sum(
+            p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists()
+        )
+        return counts, size
+
+    async def metrics(self) -> list[Metric]:
+        stats = self._service.stats()
+        counts, size = await asyncio.to_thread(self._journal, sorted(stats.games))
+        sessions = await asyncio.to_thread(self._sessions.active)
+        families = [
+            Metric(
+                "tablehub_commands_total",
+                "counter",
+                "Commands since the service started, by game and result",
+                tuple(
+                    ({"game": game, "result": result}, float(getattr(counters, result)))
+                    for game, counters in sorted(stats.games.items())
+                    for result in ("accepted", "rejected")
+                ),
+            ),
+            Metric(
+                "tablehub_commands_rejected_total",
+                "counter",
+                "Rejected commands since the service started, by error code",
+                tuple(
+                    ({"code": code.value}, float(n))
+                    for code, n in sorted(self._service.rejections().items())
+                ),
+            ),
+            Metric(
+                "tablehub_presence_online",
+                "gauge",
+                "Clients whose retained presence is online",
+                (({}, float(stats.clients_connected)),),
+            ),
+            Metric(
+                "tablehub_journal_entries",
+                "gauge",
+                "Accepted commands in the journal, by game",
+                tuple(({"game": game}, float(n)) for game, n in counts.items()),
+            ),
+            Metric(
+                "tablehub_journal_bytes",
+                "gauge",
+                "Size of the journal on disk (database and write-ahead log)",
+                (({}, float(size)),),
+            ),
+            Metric(
+                "tablehub_player_sessions",
+                "gauge",
+                "Player sessions that have not expired",
+                (({}, float(sessions)),),
+            ),
+            Metric(
+                "tablehub_epoch",
+                "gauge",
+                "The state service's epoch (starts so far)",
+                (({}, float(stats.epoch)),),
+            ),
+        ]
+        if self._clients_by_role is not None:
+            clients = {role.value: 0 for role in Role if role is not Role.SERVICE}
+            clients |= self._clients_by_role()
+            families.append(
+                Metric(
+                    "tablehub_clients_connected",
+                    "gauge",
+                    "Clients connected to the embedded broker, by role",
+                    tuple(({"role": role}, float(n)) for role, n in sorted(clients.items())),
+                )
+            )
+        return families
+
+
+def health_of(
+    data_dir: Path, service: StateService, broker_running: Callable[[], bool]
+) -> Callable[[], dict[str, Any]]:
+    def health() -> dict[str, Any]:
+        disk = shutil.disk_usage(data_dir)
+        return {
+            "broker": {"ok": broker_running()},
+            "state_service": {"ok": service.running, "epoch": service.epoch},
+            "disk": {"ok": disk.free > MIN_FREE_DISK, "free_bytes": disk.free},
+        }
+
+    return health

@@ -1,0 +1,151 @@
+"""The JSON API: player sessions, snapshots, history and the operator's join codes."""
+
+# No "from __future__ import annotations": FastAPI must resolve the local dependency
+# ``operator`` in the routes' annotations at definition time.
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.auth import LoginThrottle, Role
+from hub.protocol.messages import Name, Timestamp
+from web_bridge.errors import ApiError
+from web_bridge.ports import Bridge
+
+__all__ = ["WS_PATH", "api_router"]
+
+WS_PATH = "/mqtt"
+MAX_HISTORY_LIMIT = 500
+_basic = HTTPBasic(auto_error=False, realm="tablehub operator")
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    game: Annotated[str, Field(max_length=32)]
+    name: Name
+    join_code: Annotated[str, Field(max_length=16)]
+
+
+class SessionResponse(BaseModel):
+    """MQTT credentials: username and client id ``client_id``, password ``token``."""
+
+    client_id: str
+    token: str
+    game: str
+    topic_root: str
+    ws_path: str
+    expires_at: Timestamp
+
+
+class JoinCodeResponse(BaseModel):
+    game: str
+    code: str
+
+
+class HistoryResponse(BaseModel):
+    game: str
+    events: list[dict[str, Any]]
+    next_after: int | None
+    """Pass as ``after`` for the next page; null on the last page."""
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def api_router(bridge: Bridge) -> APIRouter:
+    router = APIRouter(prefix="/api")
+    throttle = LoginThrottle()
+
+    async def refuse(request: Request) -> None:
+        """Hold a failed attempt back, more for each repeated failure from one address."""
+        await asyncio.sleep(throttle.failed(_address(request), time.monotonic()))
+
+    def known_game(game: str) -> str:
+        if game not in bridge.games:
+            raise ApiError(404, "unknown_game", f"this hub runs: {', '.join(bridge.games)}")
+        return game
+
+    async def operator(
+        request: Request,
+        credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+    ) -> str:
+        challenge = {"WWW-Authenticate": 'Basic realm="tablehub operator"'}
+        if credentials is None:
+            raise ApiError(401, "unauthorized", "operator credentials needed", challenge)
+        user = await asyncio.to_thread(
+            bridge.users.authenticate, credentials.username, credentials.password
+        )
+        if user is None or user.role is not Role.OPERATOR:
+            await refuse(request)
+            raise ApiError(401, "unauthorized", "not an operator's credentials", challenge)
+        return user.name
+
+    @router.post(
+        "/sessions",
+        response_model=SessionResponse,
+        responses={403: {"description": "wrong join code"}, 404: {"description": "no game"}},
+    )
+    async def create_session(body: SessionRequest, request: Request) -> SessionResponse:
+        """A phone joins: the game's join code buys MQTT credentials for one player."""
+        game = known_game(body.game)
+        if not await asyncio.to_thread(bridge.join_codes.check, game, body.join_code.strip()):
+            await refuse(request)
+            raise ApiError(403, "wrong_join_code", "that is not the join code shown at the table")
+        new = await asyncio.to_thread(bridge.sessions.create, game, body.name)
+        return SessionResponse(
+            client_id=new.session.client_id,
+            token=new.token,
+            game=game,
+            topic_root=bridge.topics.root,
+            ws_path=WS_PATH,
+            expires_at=new.session.expires_at,
+        )
+
+    @router.get("/games/{game}")
+    async def game_snapshot(game: str) -> dict[str, Any]:
+        """The game's current snapshot, as retained on ``R/games/{game}/state``."""
+        snapshot = bridge.snapshots.snapshot(known_game(game))
+        if snapshot is None:
+            raise ApiError(503, "no_snapshot", "the hub has not published this game's state yet")
+        return snapshot.to_wire()
+
+    @router.get("/games/{game}/history", response_model=HistoryResponse)
+    async def game_history(
+        game: str,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_LIMIT)] = 100,
+    ) -> HistoryResponse:
+        """The game's events (one per accepted command) with version > ``after``."""
+        events = await bridge.history.events(known_game(game), after=after, limit=limit)
+        return HistoryResponse(
+            game=game,
+            events=[event.to_wire() for event in events],
+            next_after=events[-1].version if len(events) == limit else None,
+        )
+
+    @router.get("/games/{game}/join-code", response_model=JoinCodeResponse)
+    async def show_join_code(
+        game: str, _who: Annotated[str, Depends(operator)]
+    ) -> JoinCodeResponse:
+        """The game's current join code (operators, HTTP Basic)."""
+        known_game(game)
+        return JoinCodeResponse(
+            game=game, code=await asyncio.to_thread(bridge.join_codes.code, game)
+        )
+
+    @router.post("/games/{game}/join-code", response_model=JoinCodeResponse)
+    async def rotate_join_code(
+        game: str, _who: Annotated[str, Depends(operator)]
+    ) -> JoinCodeResponse:
+        """Replace the game's join code (operators): sessions already given stay valid."""
+        known_game(game)
+        code = await bridge.rotate_join_code(game)
+        return JoinCodeResponse(game=game, code=code)
+
+    return router

@@ -1,0 +1,97 @@
+"""What the web bridge needs from the hub, as Protocols the hub (``hub/app.py``) implements.
+
+The bridge imports ``hub.protocol`` and ``hub.auth`` only; the state, the journal and the
+broker reach it through these, so it can also run beside a broker it does not embed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from hub.auth import JoinCodeStore, SessionStore, UserStore
+from hub.protocol import Event, Snapshot, Topics
+
+__all__ = [
+    "Bridge",
+    "ByteStream",
+    "HealthCheck",
+    "HistorySource",
+    "Metric",
+    "MetricsSource",
+    "MqttGateway",
+    "SnapshotSource",
+]
+
+HealthCheck = Callable[[], dict[str, Any]]
+"""The hub's parts, each ``{"ok": bool, ...}``."""
+
+
+class SnapshotSource(Protocol):
+    def snapshot(self, game: str) -> Snapshot | None:
+        """The game's current retained snapshot; None if the hub does not run the game."""
+
+
+class HistorySource(Protocol):
+    async def events(self, game: str, *, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events of ``game`` with version > ``after``, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One Prometheus metric family."""
+
+    name: str
+    kind: Literal["counter", "gauge"]
+    help: str
+    samples: tuple[tuple[Mapping[str, str], float], ...]
+
+
+class MetricsSource(Protocol):
+    async def metrics(self) -> list[Metric]: ...
+
+
+class ByteStream(Protocol):
+    """One client's MQTT byte stream (``WebSocketStream``)."""
+
+    @property
+    def peer(self) -> tuple[str, int]: ...
+
+    async def receive(self) -> bytes:
+        """The next chunk of bytes; b"" once the client is gone."""
+
+    async def send(self, data: bytes) -> None:
+        """Send bytes; raises ConnectionError once the client is gone."""
+
+    async def close(self) -> None: ...
+
+
+class MqttGateway(Protocol):
+    """Hands a client's MQTT byte stream to the broker."""
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """Larger WebSocket frames are refused (close code 1009)."""
+
+    async def serve(self, stream: ByteStream) -> None:
+        """Carry the stream until either side closes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """Everything ``create_app`` needs, built by the hub's composition root."""
+
+    games: tuple[str, ...]
+    topics: Topics
+    users: UserStore
+    sessions: SessionStore
+    join_codes: JoinCodeStore
+    rotate_join_code: Callable[[str], Awaitable[str]]
+    """Rotate the game's join code and publish the new one; returns it."""
+    snapshots: SnapshotSource
+    history: HistorySource
+    metrics: MetricsSource
+    gateway: MqttGateway
+    health: HealthCheck = field(default=dict)
+    ws_max_connections: int = 500

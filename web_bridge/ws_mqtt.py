@@ -1,0 +1,154 @@
+"""``GET /mqtt``: MQTT over WebSocket (subprotocol ``mqtt``), carried to the broker.
+
+The route checks what the broker cannot see: each WebSocket frame must be binary
+(close 1003) and no larger than one MQTT packet of the broker's maximum size (close 1009);
+a client that does not offer the ``mqtt`` subprotocol is closed with 1002, and beyond
+``ws_max_connections`` open connections a new one is closed with 1013 "try again later"
+right after the handshake. Everything else
+(login, keep-alive, packet checks) is the broker's, exactly as for TCP clients.
+
+No receive timeout: a phone may be idle for its whole MQTT keep-alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from web_bridge.ports import Bridge, Metric
+
+__all__ = [
+    "CLOSE_MESSAGE_TOO_BIG",
+    "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_TRY_AGAIN_LATER",
+    "CLOSE_UNSUPPORTED_DATA",
+    "WebSocketStream",
+    "ws_router",
+]
+
+_LOGGER = logging.getLogger(__name__)
+SUBPROTOCOL = "mqtt"
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class WebSocketStream:
+    """A Starlette WebSocket as the byte stream a ``MqttGateway`` carries."""
+
+    def __init__(self, websocket: WebSocket, *, max_frame_bytes: int) -> None:
+        self._ws = websocket
+        self._max_frame_bytes = max_frame_bytes
+        self._closed = False
+        client = websocket.client
+        self._peer = (client.host, client.port) if client else ("websocket", 0)
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        return self._peer
+
+    async def receive(self) -> bytes:
+        while not self._closed:
+            message = await self._ws.receive()
+            if message["type"] == "websocket.disconnect":
+                self._closed = True
+                break
+            data = message.get("bytes")
+            if data is None:
+                await self._close(CLOSE_UNSUPPORTED_DATA, "MQTT needs binary frames, not text")
+                break
+            if len(data) > self._max_frame_bytes:
+                await self._close(
+                    CLOSE_MESSAGE_TOO_BIG,
+                    f"frame of {len(data)} bytes; the limit is {self._max_frame_bytes}",
+                )
+                break
+            if data:
+                return bytes(data)
+        return b""
+
+    async def send(self, data: bytes) -> None:
+        if self._closed:
+            msg = "the WebSocket is closed"
+            raise ConnectionResetError(msg)
+        try:
+            await self._ws.send_bytes(data)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            self._closed = True
+            msg = f"the WebSocket closed: {exc!r}"
+            raise ConnectionResetError(msg) from exc
+
+    async def close(self) -> None:
+        await self._close(1000, "")
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if code != 1000:
+            _LOGGER.warning("closing the MQTT WebSocket of %s: %d %s", self._peer[0], code, reason)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            if self._ws.application_state is WebSocketState.CONNECTED:
+                await self._ws.close(code, reason)
+
+
+class _Gate:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.refused = 0
+
+
+def ws_router(bridge: Bridge) -> tuple[APIRouter, Callable[[], list[Metric]]]:
+    """The ``/mqtt`` route, and a function for its metrics."""
+    router = APIRouter()
+    gate = _Gate(bridge.ws_max_connections)
+
+    async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
+        # A close frame rather than an HTTP denial response: uvicorn's websockets-sansio
+        # logs every denial as an error ("returned without completing handshake").
+        offered = websocket.scope.get("subprotocols", [])
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await websocket.close(code, reason)
+
+    @router.websocket("/mqtt")
+    async def mqtt_over_websocket(websocket: WebSocket) -> None:
+        if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
+            await refuse(websocket, CLOSE_PROTOCOL_ERROR, "offer the WebSocket subprotocol 'mqtt'")
+            return
+        if gate.open >= gate.limit:
+            gate.refused += 1
+            _LOGGER.warning("refusing an MQTT WebSocket: %d open (ws_max_connections)", gate.open)
+            await refuse(websocket, CLOSE_TRY_AGAIN_LATER, "too many connections; try again later")
+            return
+        gate.open += 1
+        try:
+            await websocket.accept(subprotocol=SUBPROTOCOL)
+            stream = WebSocketStream(websocket, max_frame_bytes=bridge.gateway.max_frame_bytes)
+            await bridge.gateway.serve(stream)
+            await stream.close()
+        finally:
+            gate.open -= 1
+
+    def metrics() -> list[Metric]:
+        return [
+            Metric(
+                "tablehub_websocket_connections",
+                "gauge",
+                "MQTT-over-WebSocket connections open",
+                (({}, float(gate.open)),),
+            ),
+            Metric(
+                "tablehub_websocket_refused_total",
+                "counter",
+                "MQTT-over-WebSocket connections refused (ws_max_connections)",
+                (({}, float(gate.refused)),),
+            ),
+        ]
+
+    return router, metrics
