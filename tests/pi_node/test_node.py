@@ -1,0 +1,217 @@
+"""The node's logic with its outputs faked: inputs in order, what it shows and sends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from hub.protocol import Reply, Status, Topics, encode
+from pi_node.cache import SnapshotCache
+from pi_node.hardware import ButtonAction, FakeHardware, Light
+from pi_node.link import Inbound, LinkDown, LinkRefused, LinkUp
+from pi_node.node import REPLY_TIMEOUT, Node, NodeInput, Pressed, Tick
+from pi_node.render import LinkState
+from pi_node.sdnotify import Notifier
+from pi_node.wire import Subscriptions
+from tests.pi_node.conftest import RecordingScreen, snapshot
+
+TOPICS = Topics()
+SUBS = Subscriptions.of(TOPICS, "main", "pi")
+COMMANDS = TOPICS.game_command("main", "pi")
+
+
+class FakeOutbox:
+    def __init__(self) -> None:
+        self.connected = True
+        self.established = 0
+        self.sent: list[tuple[str, dict[str, object]]] = []
+
+    def establish(self) -> None:
+        self.established += 1
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> bool:
+        if self.connected:
+            self.sent.append((topic, json.loads(payload)))
+        return self.connected
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        self.outbox = FakeOutbox()
+        self.hardware = FakeHardware()
+        self.screen = RecordingScreen()
+        self.clock = Clock()
+        self.cache = SnapshotCache(tmp_path / "cache.json")
+        self.node = Node(
+            game="main",
+            identity="pi",
+            subs=SUBS,
+            command_topic=COMMANDS,
+            join_link=lambda code: f"http://hub/?game=main&code={code}",
+            outbox=self.outbox,
+            hardware=self.hardware,
+            screen=self.screen,
+            cache=self.cache,
+            notifier=Notifier(None),
+            clock=self.clock,
+        )
+
+    def feed(self, *items: NodeInput) -> None:
+        async def go() -> None:
+            for item in items:
+                await self.node.handle(item)
+
+        asyncio.run(go())
+
+    def live(self, **changes: object) -> None:
+        """Connected, with the hub online and a live snapshot."""
+        status = Status.model_validate(
+            {"state": "online", "epoch": 3, "version": "x", "started_at": "2026-11-24T08:00:00Z"}
+        )
+        self.feed(
+            LinkUp(),
+            Inbound(SUBS.status, encode(status), True),
+            Inbound(SUBS.state, encode(snapshot(**changes)), True),
+        )
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+def test_a_live_snapshot_lights_the_turn_and_is_cached(harness: Harness) -> None:
+    harness.node.start()
+    assert harness.node.view.snapshot is None
+    harness.live()
+    assert harness.outbox.established == 1
+    view = harness.node.view
+    assert view.live
+    assert view.link is LinkState.CONNECTED
+    assert harness.hardware.lights == (Light.ON, Light.OFF)
+    assert harness.node.status_line == ("live: game main v17 in_progress round 2/5, seat 1 to move")
+    cached = harness.cache.load("main")
+    assert cached is not None
+    assert cached.snapshot == view.snapshot
+
+
+def test_losing_the_link_makes_it_stale_and_turns_the_lights_off(harness: Harness) -> None:
+    harness.live()
+    harness.feed(LinkDown("Connection refused", unreachable=True))
+    view = harness.node.view
+    assert view.stale
+    assert view.snapshot is not None
+    assert harness.hardware.lights == (Light.OFF, Light.OFF)
+    assert harness.node.status_line == "hub unreachable, retrying; showing cached v17"
+    # reconnected: stale until the retained snapshot arrives again
+    harness.feed(LinkUp())
+    assert harness.node.view.stale
+    harness.feed(Inbound(SUBS.state, encode(snapshot()), True))
+    assert not harness.node.view.stale
+
+
+def test_a_refused_login_stays_refused_when_the_broker_hangs_up(harness: Harness) -> None:
+    harness.feed(LinkRefused("Not authorized"), LinkDown("Unspecified error", unreachable=False))
+    assert harness.node.view.link is LinkState.REFUSED
+    assert harness.node.status_line == "login refused: Not authorized"
+    harness.feed(LinkDown("Connection refused", unreachable=True))
+    after: LinkState = harness.node.view.link
+    assert after is LinkState.DOWN
+
+
+def test_the_cache_is_shown_stale_at_start(harness: Harness, tmp_path: Path) -> None:
+    SnapshotCache(tmp_path / "cache.json").save(snapshot(version=5), "4711")
+    harness.node.start()
+    view = harness.node.view
+    assert view.stale
+    assert view.snapshot is not None
+    assert view.snapshot.version == 5
+    assert view.join_code == "4711"
+    assert view.join_url.endswith("code=4711")
+    assert harness.hardware.lights == (Light.OFF, Light.OFF)
+    assert harness.screen.view == view
+
+
+def test_a_press_sends_one_command_and_waits_for_its_reply(harness: Harness) -> None:
+    harness.live(status="not_started", current_round=0)
+    harness.feed(Pressed(ButtonAction.START_NEXT), Pressed(ButtonAction.START_NEXT))
+    assert len(harness.outbox.sent) == 1  # the second press waits for the first's reply
+    topic, command = harness.outbox.sent[0]
+    assert topic == COMMANDS
+    assert command["type"] == "start"
+    assert command["expected_version"] == 17
+    request_id = command["request_id"]
+    assert isinstance(request_id, str)
+
+    refused = Reply.rejected(request_id, "not_enough_players", "both seats must be taken")  # type: ignore[arg-type]
+    harness.feed(Inbound(SUBS.reply, encode(refused), False))
+    assert harness.node.view.notice == "start refused: both seats must be taken"
+    harness.clock.now += 10
+    harness.feed(Tick())
+    assert harness.node.view.notice is None
+    harness.feed(Pressed(ButtonAction.START_NEXT))
+    assert len(harness.outbox.sent) == 2
+
+
+def test_an_unanswered_press_expires(harness: Harness) -> None:
+    harness.live(status="paused")
+    harness.feed(Pressed(ButtonAction.START_NEXT))
+    assert harness.outbox.sent[-1][1]["type"] == "resume"
+    harness.clock.now += REPLY_TIMEOUT + 1
+    harness.feed(Tick(), Pressed(ButtonAction.START_NEXT))
+    assert len(harness.outbox.sent) == 2
+
+
+@pytest.mark.parametrize("why", ["link down", "hub offline", "stale", "send failed"])
+def test_presses_are_not_sent_without_a_live_hub(harness: Harness, why: str) -> None:
+    harness.live()
+    if why == "link down":
+        harness.feed(LinkDown("gone", unreachable=False))
+    elif why == "hub offline":
+        offline = Status.model_validate(
+            {"state": "offline", "epoch": 3, "version": "x", "started_at": "2026-11-24T08:00:00Z"}
+        )
+        harness.feed(Inbound(SUBS.status, encode(offline), True))
+    elif why == "stale":
+        harness.feed(LinkUp())
+    else:
+        harness.outbox.connected = False
+    harness.feed(Pressed(ButtonAction.PAUSE))
+    assert harness.outbox.sent == []
+    assert harness.node.view.notice == "the hub is not reachable: button ignored"
+
+
+def test_malformed_messages_change_nothing(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness.live()
+    before = harness.node.view
+    harness.feed(
+        Inbound(SUBS.state, b"{", True),
+        Inbound(SUBS.status, b"[]", True),
+        Inbound(SUBS.join, b"no spaces", True),
+        Inbound("tablehub/something/else", b"whatever", False),
+    )
+    assert harness.node.view == before
+    assert caplog.text.count("ignoring a malformed message") == 3
+
+
+def test_a_hub_restart_is_logged(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    harness.live()
+    restarted = Status.model_validate(
+        {"state": "online", "epoch": 4, "version": "x", "started_at": "2026-11-24T09:00:00Z"}
+    )
+    harness.feed(Inbound(SUBS.status, encode(restarted), True))
+    assert harness.node.view.epoch == 4
+    assert "the hub restarted (epoch 3 -> 4)" in caplog.text

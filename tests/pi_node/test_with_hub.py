@@ -1,0 +1,140 @@
+"""The Pi node against a real hub on free ports: the screen follows the game, the buttons
+send accepted commands, the LEDs follow the turn, and it rides out a hub restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.pi_node.conftest import (
+    MockTable,
+    RunningNode,
+    add_display_user,
+    node_settings,
+    wait_until,
+)
+from tests.support.hub import HubProcess, run_cli
+from tests.support.mosquitto import free_port
+from tests.support.mqtt import TOPICS
+
+
+def _history(data_dir: Path) -> list[dict[str, object]]:
+    done = run_cli("history", "--json", "--data-dir", str(data_dir))
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_screen_buttons_and_leds_follow_the_game(
+    tmp_path: Path, table: MockTable, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = tmp_path / "var"
+    with HubProcess(data_dir) as hub:
+        password = add_display_user(data_dir)
+        settings = node_settings(hub.mqtt_port, password, tmp_path)
+        with (
+            RunningNode(settings, table.hardware) as node,
+            hub.client("alice", presence=True) as alice,
+            hub.client("bob", presence=True) as bob,
+        ):
+            screen = node.screen
+            screen.wait_text("Waiting for players", "hub online (epoch 1)")
+            assert table.leds() == (False, False)
+
+            assert alice.send({"type": "join", "name": "Alice"})["ok"]
+            assert bob.send({"type": "join", "name": "Bob"})["ok"]
+            text = screen.wait_text("Ready", "Alice", "Bob", absent=("○ away",))
+            assert text.count("● connected") == 2
+            assert "http://127.0.0.1:8080/?game=main" in text
+
+            # "start/next" on a game that has not started: start
+            table.press_start()
+            text = screen.wait_text("Round 1 of 5", "Alice's turn")
+            assert alice.state(min_version=3)["status"] == "in_progress"
+            assert table.leds() == (True, False)
+
+            assert alice.send({"type": "end_turn", "points": 4})["ok"]
+            screen.wait_text("Bob's turn")
+            wait_until(lambda: table.leds() == (False, True), what="seat 2's LED")
+
+            # "start/next" while in progress: nothing to send
+            caplog.set_level("INFO", logger="pi_node")
+            table.press_start()
+            wait_until(lambda: "nothing to do while in_progress" in caplog.text, what="the log")
+
+            # "pause" while in progress: pause; then "start/next": resume
+            table.press_pause()
+            screen.wait_text("PAUSED", "press START to resume")
+            assert alice.state(min_version=5)["status"] == "paused"
+            # (a press waits for the reply to the one before: no double sends)
+            wait_until(lambda: "pause accepted" in caplog.text, what="the reply to pause")
+            table.press_start()
+            screen.wait_text("Round 1 of 5", "Bob's turn")
+            assert alice.state(min_version=6)["status"] == "in_progress"
+
+            # a player disconnecting shows on the screen
+            alice.drop()
+            screen.wait_text("○ away")
+
+    commands = [(e["type"], e["by"]) for e in _history(data_dir)]
+    assert commands == [
+        ("join", "alice"),
+        ("join", "bob"),
+        ("start", "pi"),
+        ("end_turn", "alice"),
+        ("pause", "pi"),
+        ("resume", "pi"),
+    ]
+
+
+def test_rides_out_a_hub_restart_and_starts_from_the_cache(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    port = free_port()
+    fixed = ("--mqtt-port", str(port))  # later options win: the restarted hub keeps the port
+    with HubProcess(data_dir, *fixed) as hub:
+        password = add_display_user(data_dir)
+        settings = node_settings(port, password, tmp_path)
+        with RunningNode(settings) as node, hub.client("alice") as alice:
+            screen = node.screen
+            assert alice.send({"type": "join", "name": "Alice"})["ok"]
+            screen.wait_text("Alice", "hub online (epoch 1)", "version 1")
+
+            hub.kill()
+            text = screen.wait_text("UNREACHABLE", "STALE")
+            assert "Alice" in text  # the last known game stays on the screen
+
+            with HubProcess(data_dir, *fixed) as again, again.client("bob") as bob:
+                screen.wait_text("hub online (epoch 2)", "Alice", absent=("STALE",))
+                assert bob.send({"type": "join", "name": "Bob"})["ok"]
+                screen.wait_text("Bob", "version 2", absent=("STALE",))
+    # the hub is down now: a node started now shows the cached game, marked stale
+    with RunningNode(settings) as node:
+        text = node.screen.wait_text("STALE", "Alice", "Bob", "version 2")
+        assert "hub UNREACHABLE" in text or "connecting" in text
+        with HubProcess(data_dir, *fixed):
+            node.screen.wait_text("hub online (epoch 3)", "Alice", "Bob", absent=("STALE",))
+
+
+def test_button_presses_while_the_hub_is_away_are_not_sent(
+    tmp_path: Path, table: MockTable
+) -> None:
+    port = free_port()
+    settings = node_settings(port, "no-hub-here", tmp_path)
+    with RunningNode(settings, table.hardware) as node:
+        node.screen.wait_text("hub UNREACHABLE")
+        table.press_start()
+        node.screen.wait_text("the hub is not reachable: button ignored")
+
+
+def test_presence_is_online_while_the_node_runs(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    with HubProcess(data_dir) as hub:
+        password = add_display_user(data_dir)
+        with hub.client("operator") as watcher:
+            watcher.subscribe(TOPICS.client_presence("pi"))
+            with RunningNode(node_settings(hub.mqtt_port, password, tmp_path)) as node:
+                node.screen.wait_text("hub online")
+                watcher.wait_for(lambda m: m.json() == {"state": "online"})
+                mark = len(watcher.messages)
+            watcher.wait_for(lambda m: m.json() == {"state": "offline"}, after=mark)
