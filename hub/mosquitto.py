@@ -16,8 +16,8 @@ from pathlib import Path
 
 from hub.auth import SERVICE_USER, Role, UserStore
 from hub.auth.passwords import mosquitto_hash, new_password
-from hub.link.url import parse_broker_url
 from hub.protocol import Topics
+from hub.protocol.broker_url import parse_broker_url
 from hub.settings import HubSettings
 
 __all__ = ["acl_file", "write_mosquitto_config"]

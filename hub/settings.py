@@ -19,8 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from hub.link.url import BrokerUrl, parse_broker_url
 from hub.protocol import MAX_PAYLOAD_BYTES, Topics, valid_game_name
+from hub.protocol.broker_url import BrokerUrl, parse_broker_url
 
 __all__ = ["DEFAULT_CONFIG_FILE", "HubSettings", "SettingsError", "load_settings"]
 

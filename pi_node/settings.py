@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
@@ -31,16 +30,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from hub.protocol import Topics, valid_client_id, valid_game_name
+from hub.protocol import BrokerUrl, Topics, parse_broker_url, valid_client_id, valid_game_name
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
-    "BrokerAddress",
     "PiNodeSettings",
     "Pins",
     "SettingsError",
     "load_settings",
-    "parse_broker_url",
 ]
 
 DEFAULT_CONFIG_FILE = Path("config/pi_node.toml")
@@ -50,42 +47,6 @@ PinId = int | str
 
 class SettingsError(Exception):
     """The settings are invalid; the message says which and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """``mqtt://USER:PASS@HOST:PORT``, parsed."""
-
-    host: str
-    port: int
-    username: str | None
-    password: SecretStr | None
-
-    def __str__(self) -> str:  # never shows the password
-        user = f"{self.username}:***@" if self.username else ""
-        return f"mqtt://{user}{self.host}:{self.port}"
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse a broker URL; raise ValueError naming what is wrong (never the password)."""
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt":
-        msg = "the broker URL must look like mqtt://USER:PASS@HOST:PORT"
-        raise ValueError(msg)
-    try:
-        port = parts.port or 1883
-    except ValueError as exc:
-        msg = "the broker URL has an invalid port"
-        raise ValueError(msg) from exc
-    if not parts.hostname:
-        msg = "the broker URL has no host"
-        raise ValueError(msg)
-    return BrokerAddress(
-        host=parts.hostname,
-        port=port,
-        username=unquote(parts.username) if parts.username else None,
-        password=SecretStr(unquote(parts.password)) if parts.password else None,
-    )
 
 
 class Pins(BaseModel):
@@ -219,7 +180,7 @@ class PiNodeSettings(BaseSettings):
 
     # --- derived ------------------------------------------------------------------------
     @property
-    def broker_address(self) -> BrokerAddress:
+    def broker_address(self) -> BrokerUrl:
         return parse_broker_url(self.broker.get_secret_value())
 
     @property

@@ -15,7 +15,7 @@ from typing import Self
 
 import aiomqtt
 
-from hub.link.url import BrokerUrl
+from hub.protocol.broker_url import BrokerUrl
 from hub.transport import Inbound, Inbox, TransportError
 
 __all__ = ["MqttTransport"]

@@ -5,6 +5,7 @@ and the web bridge can depend on it without pulling in the state service or brok
 See docs/protocol.md for the prose version.
 """
 
+from hub.protocol.broker_url import BrokerUrl, parse_broker_url
 from hub.protocol.codec import (
     MAX_PAYLOAD_BYTES,
     DecodeError,
@@ -52,6 +53,7 @@ __all__ = [
     "COMMAND_TYPES",
     "GAME_NAME_PATTERN",
     "MAX_PAYLOAD_BYTES",
+    "BrokerUrl",
     "Command",
     "CommandTopic",
     "DecodeError",
@@ -80,6 +82,7 @@ __all__ = [
     "decode_command",
     "decode_model",
     "encode",
+    "parse_broker_url",
     "topic_matches",
     "valid_client_id",
     "valid_game_name",

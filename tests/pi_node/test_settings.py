@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from hub.protocol import parse_broker_url
 from pi_node.settings import (
     DEFAULT_CONFIG_FILE,
     PiNodeSettings,
     Pins,
     SettingsError,
     load_settings,
-    parse_broker_url,
 )
 
 REPO = Path(__file__).resolve().parents[2]

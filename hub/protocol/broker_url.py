@@ -1,4 +1,5 @@
-"""``mqtt://USER:PASS@HOST:PORT`` -> BrokerUrl."""
+"""``mqtt://USER:PASS@HOST:PORT`` -> BrokerUrl: how the hub (``--broker``) and the Pi node
+name a broker."""
 
 from __future__ import annotations
 
