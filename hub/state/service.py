@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from hub.protocol import (
     encode,
     valid_client_id,
 )
-from hub.protocol.messages import GameCounters
+from hub.state.counters import CommandCounters
 from hub.state.errors import StorageUnavailableError
 from hub.state.model import Actor, GameState, Role
 from hub.state.recovery import replay
@@ -76,12 +75,6 @@ class ServiceOptions:
 
 
 @dataclass(slots=True)
-class _Counters:
-    accepted: int = 0
-    rejected: int = 0
-
-
-@dataclass(slots=True)
 class _Batch:
     """What one batch of inbound messages produced, published after the commit."""
 
@@ -114,9 +107,7 @@ class StateService:
         self._games: dict[str, GameState] = {}
         self._changed_at: dict[str, datetime] = {}
         self._online: dict[str, bool] = {}
-        self._counters = {game: _Counters() for game in options.games}
-        self._other_rejected = 0
-        self._rejected_by_code: Counter[ErrorCode] = Counter()
+        self._counters = CommandCounters(options.games)
         self._extra_retained = extra_retained
         self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -209,7 +200,7 @@ class StateService:
 
     def rejections(self) -> dict[ErrorCode, int]:
         """Rejected commands since start, by error code."""
-        return dict(self._rejected_by_code)
+        return self._counters.by_code()
 
     @property
     def running(self) -> bool:
@@ -280,11 +271,10 @@ class StateService:
                 for to, reply in batch.replies
             ]
             for entry in batch.entries:
-                self._counters[entry.game].rejected += 1
-            self._rejected_by_code[ErrorCode.STORAGE_UNAVAILABLE] += len(batch.entries)
+                self._counters.rejected(entry.game, ErrorCode.STORAGE_UNAVAILABLE)
             return
         for entry in batch.entries:
-            self._counters[entry.game].accepted += 1
+            self._counters.accepted(entry.game)
 
     @staticmethod
     def _unstored(reply: Reply) -> Reply:
@@ -305,11 +295,7 @@ class StateService:
         rid: str | None,
     ) -> None:
         _LOGGER.info("rejected command from %s on %s: %s: %s", reply_to, game, code, msg)
-        self._rejected_by_code[code] += 1
-        if game in self._counters:
-            self._counters[game].rejected += 1
-        else:
-            self._other_rejected += 1
+        self._counters.rejected(game, code)
         batch.replies.append((reply_to, Reply.rejected(rid, code, msg)))
 
     def _command(self, message: Inbound, where: CommandTopic, now: datetime, batch: _Batch) -> None:
@@ -449,16 +435,11 @@ class StateService:
         await self._send(self._topics.status, encode(status), retain=True)
 
     def stats(self) -> Stats:
-        games = {
-            game: GameCounters(accepted=c.accepted, rejected=c.rejected)
-            for game, c in self._counters.items()
-        }
         return Stats(
             clients_connected=sum(self._online.values()),
-            commands_accepted=sum(c.accepted for c in self._counters.values()),
-            commands_rejected=sum(c.rejected for c in self._counters.values())
-            + self._other_rejected,
-            games=games,
+            commands_accepted=self._counters.total_accepted,
+            commands_rejected=self._counters.total_rejected,
+            games=self._counters.per_game(),
             uptime_s=round(time.monotonic() - self._started_mono, 3),
             epoch=self.epoch,
             at=self._clock(),
