@@ -122,8 +122,9 @@ def _history(settings: HubSettings, args: argparse.Namespace) -> int:
                     exclude={"type", "request_id", "expected_version"}, exclude_none=True
                 ).items()
             )
+            at = entry.at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             print(
-                f"{entry.version:>6}  {entry.at.isoformat()}  {entry.actor.client_id:<16}"
+                f"{entry.version:>6}  {at}  {entry.actor.client_id:<16}"
                 f" {entry.command.type:<9} {args_text}".rstrip()
             )
     return 0
