@@ -22,6 +22,7 @@ from hub import __version__
 from hub.auth import Acl, JoinCodeStore, LoginThrottle, Role, SessionStore, UserStore
 from hub.auth.passwords import new_password
 from hub.clock import utc_now
+from hub.files import write_atomic
 from hub.link import MqttTransport
 from hub.protocol import JoinCode, Status, encode
 from hub.settings import HubSettings
@@ -66,9 +67,7 @@ def ensure_operator(users: UserStore, data_dir: Path) -> None:
     password = new_password()
     users.add(FIRST_OPERATOR, Role.OPERATOR, password)
     path = data_dir / OPERATOR_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(password + "\n")
+    write_atomic(path, password + "\n")
     _LOGGER.warning(
         "created the operator user %r; its password is in %s (mode 0600)", FIRST_OPERATOR, path
     )
@@ -220,9 +219,7 @@ async def serve(settings: HubSettings) -> None:
             "epoch": service.epoch,
             "pid": os.getpid(),
         }
-        tmp = ready_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(ready) + "\n")
-        tmp.replace(ready_file)
+        write_atomic(ready_file, json.dumps(ready) + "\n", mode=0o644)
         print(f"tablehub ready mqtt={ready['mqtt']} http={ready['http']}", flush=True)
         await stop.wait()
         _LOGGER.info("stopping: draining commands, publishing offline status")

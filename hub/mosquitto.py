@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hub.auth import SERVICE_USER, Role, UserStore
 from hub.auth.passwords import mosquitto_hash, new_password
+from hub.files import write_atomic
 from hub.protocol import Topics
 from hub.protocol.broker_url import parse_broker_url
 from hub.settings import HubSettings
@@ -49,10 +50,7 @@ def acl_file(topics: Topics, users: UserStore) -> str:
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(path, mode)
+    write_atomic(path, text, mode=mode)
     _give_to_mosquitto(path)
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import secrets
 import threading
 from pathlib import Path
 
 from hub.auth.errors import AuthError
+from hub.files import write_atomic
 
 __all__ = ["DEFAULT_JOIN_CODE_DIGITS", "JoinCodeStore"]
 
@@ -50,14 +50,7 @@ class JoinCodeStore:
         return {str(game): str(code) for game, code in codes.items()}
 
     def _write(self, codes: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump({"codes": codes}, out, indent=2)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps({"codes": codes}, indent=2))
 
     def _new_code(self) -> str:
         return f"{secrets.randbelow(10**self.digits):0{self.digits}d}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from hub.auth.errors import AuthError, UserExistsError, UserNotFoundError
 from hub.auth.passwords import hash_password, mosquitto_hash, verify_password
 from hub.auth.roles import Role
 from hub.clock import utc_now
+from hub.files import write_atomic
 from hub.protocol import valid_client_id
 
 __all__ = ["SERVICE_USER", "User", "UserStore"]
@@ -137,13 +137,6 @@ class UserStore:
                 for name, user in users.items()
             }
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(body, out, indent=2)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(body, indent=2))
         self._mtime = None
         self.refresh()
