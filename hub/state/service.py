@@ -184,9 +184,6 @@ class StateService:
         return state
 
     # --- read access for the CLI/HTTP side ------------------------------------------------
-    def game(self, name: str) -> GameState | None:
-        return self._games.get(name)
-
     def snapshot(self, game: str) -> Snapshot | None:
         """The game's snapshot as last published (or about to be), None for unknown games."""
         if game not in self._games:
