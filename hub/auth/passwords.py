@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 
 from argon2 import PasswordHasher
@@ -41,13 +40,3 @@ def mosquitto_hash(password: str, *, iterations: int = MOSQUITTO_ITERATIONS) -> 
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
-
-def verify_mosquitto_hash(stored: str, password: str) -> bool:
-    try:
-        _, kind, iterations, salt, digest = stored.split("$")
-        computed = hashlib.pbkdf2_hmac(
-            "sha512", password.encode(), base64.b64decode(salt), int(iterations)
-        )
-    except ValueError:
-        return False
-    return kind == "7" and hmac.compare_digest(base64.b64encode(computed).decode(), digest)
