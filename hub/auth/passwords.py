@@ -39,4 +39,3 @@ def mosquitto_hash(password: str, *, iterations: int = MOSQUITTO_ITERATIONS) -> 
     salt = secrets.token_bytes(12)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
