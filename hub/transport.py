@@ -9,8 +9,9 @@ The state service depends only on this Protocol.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = ["Inbound", "Inbox", "Transport", "TransportError"]
@@ -32,6 +33,8 @@ class Inbound:
     payload: bytes
     sender: str | None = None
     retained: bool = False
+    received_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the transport took the message off the wire."""
 
 
 class Transport(Protocol):

@@ -16,7 +16,7 @@ from hub.auth import Role, SessionStore
 from hub.protocol import Event
 from hub.state.service import StateService
 from hub.state.store import Store
-from web_bridge.ports import Metric
+from web_bridge.ports import Histogram, Metric
 
 __all__ = ["JournalHistory", "ServiceMetrics", "health_of"]
 
@@ -62,11 +62,19 @@ class ServiceMetrics:
         )
         return counts, size
 
-    async def metrics(self) -> list[Metric]:
+    async def metrics(self) -> list[Metric | Histogram]:
         stats = self._service.stats()
+        latency = self._service.latency()
         counts, size = await asyncio.to_thread(self._journal, sorted(stats.games))
         sessions = await asyncio.to_thread(self._sessions.active)
-        families = [
+        families: list[Metric | Histogram] = [
+            Histogram(
+                "tablehub_command_latency_seconds",
+                "Command received to its state, event and reply published, journal commit included",
+                latency.buckets,
+                latency.sum,
+                latency.count,
+            ),
             Metric(
                 "tablehub_commands_total",
                 "counter",

@@ -42,6 +42,14 @@ class SessionResponse(BaseModel):
     expires_at: Timestamp
 
 
+class HubInfo(BaseModel):
+    """What a page needs to find its topics: the topic root, the games, the MQTT path."""
+
+    topic_root: str
+    games: list[str]
+    ws_path: str
+
+
 class JoinCodeResponse(BaseModel):
     game: str
     code: str
@@ -85,6 +93,11 @@ def api_router(bridge: Bridge) -> APIRouter:
             await refuse(request)
             raise ApiError(401, "unauthorized", "not an operator's credentials", challenge)
         return user.name
+
+    @router.get("/info", response_model=HubInfo)
+    async def info() -> HubInfo:
+        """The topic root and games of this hub, and where MQTT over WebSocket is."""
+        return HubInfo(topic_root=bridge.topics.root, games=list(bridge.games), ws_path=WS_PATH)
 
     @router.post(
         "/sessions",

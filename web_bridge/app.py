@@ -1,4 +1,5 @@
-"""The web bridge's ASGI app: the phones' JSON API, MQTT over WebSocket, health, metrics.
+"""The web bridge's ASGI app: the pages, the phones' JSON API, MQTT over WebSocket,
+health and metrics.
 
 ``create_app(bridge)`` is the factory; ``hub/app.py`` builds the ``Bridge`` (what the app
 needs from the hub, see ``web_bridge.ports``). OpenAPI docs are served at ``/docs``.
@@ -12,6 +13,7 @@ from hub import __version__
 from web_bridge.api import api_router
 from web_bridge.errors import ApiError, api_error_handler
 from web_bridge.ops import ops_router
+from web_bridge.pages import pages_router, static_files
 from web_bridge.ports import Bridge
 from web_bridge.ws_mqtt import ws_router
 
@@ -25,4 +27,6 @@ def create_app(bridge: Bridge) -> FastAPI:
     app.include_router(api_router(bridge))
     app.include_router(ops_router(bridge, ws_metrics))
     app.include_router(ws)
+    app.include_router(pages_router())
+    app.mount("/static", static_files(), name="static")
     return app

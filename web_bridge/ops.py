@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from web_bridge.ports import Bridge, Metric
+from web_bridge.ports import Bridge, Histogram, Metric
 
 __all__ = ["ops_router", "render_metrics"]
 
@@ -18,10 +18,22 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render_metrics(metrics: Iterable[Metric]) -> str:
+def _histogram_lines(metric: Histogram) -> list[str]:
+    lines = [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} histogram"]
+    for bound, count in metric.buckets:
+        le = "+Inf" if bound == float("inf") else f"{bound:g}"
+        lines.append(f'{metric.name}_bucket{{le="{le}"}} {count}')
+    lines += [f"{metric.name}_sum {metric.sum:.6f}", f"{metric.name}_count {metric.count}"]
+    return lines
+
+
+def render_metrics(metrics: Iterable[Metric | Histogram]) -> str:
     """The Prometheus text exposition format (0.0.4)."""
     lines: list[str] = []
     for metric in metrics:
+        if isinstance(metric, Histogram):
+            lines += _histogram_lines(metric)
+            continue
         lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} {metric.kind}"]
         for labels, value in metric.samples:
             label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))

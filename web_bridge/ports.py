@@ -17,6 +17,7 @@ __all__ = [
     "Bridge",
     "ByteStream",
     "HealthCheck",
+    "Histogram",
     "HistorySource",
     "Metric",
     "MetricsSource",
@@ -48,8 +49,20 @@ class Metric:
     samples: tuple[tuple[Mapping[str, str], float], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """One Prometheus histogram without labels: cumulative counts per upper bound."""
+
+    name: str
+    help: str
+    buckets: tuple[tuple[float, int], ...]
+    """(upper bound ``le``, observations <= it), ending with ``inf``."""
+    sum: float
+    count: int
+
+
 class MetricsSource(Protocol):
-    async def metrics(self) -> list[Metric]: ...
+    async def metrics(self) -> list[Metric | Histogram]: ...
 
 
 class ByteStream(Protocol):

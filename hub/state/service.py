@@ -40,6 +40,7 @@ from hub.protocol import (
 )
 from hub.state.counters import CommandCounters
 from hub.state.errors import StorageUnavailableError
+from hub.state.latency import LatencyHistogram, LatencySummary
 from hub.state.model import Actor, GameState, Role
 from hub.state.recovery import replay
 from hub.state.reducer import Rejected, apply
@@ -116,6 +117,7 @@ class StateService:
         self._started_at = options.started_at
         self._started_mono = time.monotonic()
         self._limiter = RateLimiter(options.command_rate, options.command_burst)
+        self._latency = LatencyHistogram()
 
     # --- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -199,6 +201,10 @@ class StateService:
         """Rejected commands since start, by error code."""
         return self._counters.by_code()
 
+    def latency(self) -> LatencySummary:
+        """Command received -> its state, event and reply published (commit included)."""
+        return self._latency.summary()
+
     @property
     def running(self) -> bool:
         """True while the service takes commands."""
@@ -233,9 +239,11 @@ class StateService:
     async def _process(self, messages: list[Inbound]) -> None:
         now = self._clock()
         batch = _Batch()
+        commands: list[Inbound] = []
         for message in messages:
             where = self._topics.parse_command(message.topic)
             if where is not None:
+                commands.append(message)
                 self._command(message, where, now, batch)
                 continue
             client_id = self._topics.parse_presence(message.topic)
@@ -249,6 +257,9 @@ class StateService:
             await self._send(self._topics.game_events(event.game), encode(event))
         for reply_to, reply in batch.replies:
             await self._send(self._topics.client_reply(reply_to), encode(reply))
+        done = time.monotonic()
+        for message in commands:
+            self._latency.observe(done - message.received_at)
 
     async def _commit(self, batch: _Batch) -> None:
         snapshots = [

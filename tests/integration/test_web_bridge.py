@@ -6,11 +6,7 @@ metrics, and MQTT over the bridge's WebSocket with a session token.
 
 from __future__ import annotations
 
-import base64
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,47 +16,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
+from tests.support.http import Http
 from tests.support.hub import HubProcess, password_of
 from tests.support.mqtt import TOPICS, TestClient
-
-Response = tuple[int, Any]
-
-
-class Http:
-    def __init__(self, hub: HubProcess) -> None:
-        self.base = f"http://127.0.0.1:{hub.http_port}"
-        self.operator = f"operator:{password_of(hub, 'operator')}"
-
-    def __call__(
-        self, method: str, path: str, body: object = None, *, auth: str | None = None
-    ) -> Response:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if auth is not None:
-            request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw = response.read().decode()
-                status = response.status
-                kind = response.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as exc:
-            raw, status, kind = exc.read().decode(), exc.code, exc.headers.get("Content-Type", "")
-        return status, json.loads(raw) if kind.startswith("application/json") else raw
-
-    def join_code(self, game: str = "main") -> str:
-        status, body = self("GET", f"/api/games/{game}/join-code", auth=self.operator)
-        assert status == 200, body
-        code: str = body["code"]
-        return code
-
-    def session(self, name: str, game: str = "main") -> dict[str, Any]:
-        status, body = self(
-            "POST", "/api/sessions", {"game": game, "name": name, "join_code": self.join_code()}
-        )
-        assert status == 200, body
-        assert isinstance(body, dict)
-        return body
 
 
 @pytest.fixture
@@ -213,6 +171,10 @@ def test_snapshot_history_and_metrics_follow_the_game(hub: HubProcess, http: Htt
         assert 'tablehub_clients_connected{role="player"} 2' in metrics
         assert 'tablehub_journal_entries{game="main"} 4' in metrics
         assert "tablehub_player_sessions 2" in metrics
+        # 5 commands, each timed from arrival to its reply; +Inf counts them all.
+        assert 'tablehub_command_latency_seconds_bucket{le="+Inf"} 5' in metrics
+        assert "tablehub_command_latency_seconds_count 5" in metrics
+        assert "# TYPE tablehub_command_latency_seconds histogram" in metrics
 
     status, page = http("GET", "/api/games/main/history?limit=3")
     assert status == 200
