@@ -1,20 +1,22 @@
 # tablehub: `make run` sets everything up and runs the hub; `make test` sets everything
 # up and runs the whole suite (ruff, mypy --strict, pytest). Both work on a fresh Debian
-# machine as root: they install what is missing (python3-venv, mosquitto, Python packages).
+# machine as root: they install what is missing (python3-venv, Python packages, npm packages
+# for the pages, mosquitto and Debian's chromium for the tests).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 APT    := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+NODE_STAMP := node_modules/.installed-$(shell cksum < package-lock.json | cut -d' ' -f1)
 HUB_ARGS ?=
 
-.PHONY: run test lint typecheck pytest setup system-deps clean
+.PHONY: run test lint typecheck pytest setup assets system-deps clean
 
-run: setup
+run: setup assets
 	$(BIN)/hub serve $(HUB_ARGS)
 
-test: setup system-deps lint typecheck pytest
+test: setup assets system-deps lint typecheck pytest
 
 lint: setup
 	$(BIN)/ruff check .
@@ -23,7 +25,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup system-deps
+pytest: setup assets system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
@@ -37,14 +39,25 @@ $(STAMP): pyproject.toml constraints.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Debian packages the suite drives for real: mosquitto_sub/mosquitto_pub, and mosquitto for
-# the contract tests on an external broker (each test starts its own, on a free port). A
-# mosquitto installed here is kept from starting as a system service, which would hold
-# port 1883 against `make run`.
+# The pages' browser packages (MQTT.js, a QR encoder), exactly as package-lock.json pins
+# them; the web bridge serves them from node_modules, so phones need no internet.
+assets: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "installing nodejs and npm"; $(APT) update -qq && $(APT) install -y -qq nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Debian packages the suite drives for real: mosquitto_sub/mosquitto_pub, mosquitto for the
+# contract tests on an external broker (each test starts its own, on a free port), and
+# chromium for the pages' tests (driven by Playwright). A mosquitto installed here is kept
+# from starting as a system service, which would hold port 1883 against `make run`.
 system-deps:
 	@missing=""; \
 	command -v mosquitto_sub >/dev/null || missing="$$missing mosquitto-clients"; \
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; $(APT) update -qq && $(APT) install -y -qq $$missing; \
 	  case "$$missing" in *" mosquitto"|*" mosquitto "*) \
@@ -52,4 +65,6 @@ system-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+-include bench/bench.mk

@@ -1,4 +1,4 @@
-"""The ``hub`` command line: serve, users, mosquitto-config, history, state."""
+"""The ``hub`` command line: serve, web-bridge, users, mosquitto-config, history, state."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from hub.state.recovery import replay
 from hub.state.store import Store
 from hub.state.view import snapshot
 
-__all__ = ["main"]
+__all__ = ["main", "web_bridge_main"]
 
 _LOGGER = logging.getLogger("hub")
 
@@ -45,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--command-rate-limit", type=float, help="commands/s per client (default 20, 0 = off)"
+    )
+
+    bridge = commands.add_parser(
+        "web-bridge", help="run the web bridge alone, beside `hub serve --broker`"
+    )
+    common(bridge)
+    bridge.add_argument("--bind", help="listen address (default 0.0.0.0)")
+    bridge.add_argument("--http-port", type=int, help="HTTP port (default 8080, 0 = any free)")
+    bridge.add_argument("--topic-root", help="topic root R (default tablehub)")
+    bridge.add_argument(
+        "--broker", required=True, help="the hub's broker, mqtt://USER:PASS@HOST:PORT"
     )
 
     users = commands.add_parser("users", help="manage operator and display users")
@@ -142,6 +153,11 @@ def _state(settings: HubSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def web_bridge_main() -> int:
+    """The ``web-bridge`` command: ``hub web-bridge`` under its own name."""
+    return main(["web-bridge", *sys.argv[1:]])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {"data_dir": args.data_dir}
@@ -153,6 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "topic_root": args.topic_root,
             "broker": args.broker,
             "command_rate_limit": args.command_rate_limit,
+        }
+    elif args.command == "web-bridge":
+        overrides |= {
+            "bind": args.bind,
+            "http_port": args.http_port,
+            "topic_root": args.topic_root,
+            "broker": args.broker,
         }
     elif args.command == "mosquitto-config":
         overrides |= {"topic_root": args.topic_root, "bind": args.bind}
@@ -170,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from hub.app import serve  # noqa: PLC0415 - keep amqtt out of the other commands
 
             asyncio.run(serve(settings))
+            return 0
+        if args.command == "web-bridge":
+            from hub.bridge_app import serve_bridge  # noqa: PLC0415
+
+            asyncio.run(serve_bridge(settings))
             return 0
         if args.command == "users":
             return _users(settings, args)

@@ -63,17 +63,6 @@ def node_settings(port: int, password: str, tmp_path: Path, **extra: Any) -> PiN
     return PiNodeSettings(**values)
 
 
-def wait_until(
-    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            msg = f"timed out after {timeout} s waiting for {what}"
-            raise TimeoutError(msg)
-        time.sleep(0.01)
-
-
 class RecordingScreen:
     """A Screen that keeps the last view it was shown."""
 

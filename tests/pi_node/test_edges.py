@@ -19,7 +19,8 @@ from pi_node.screen import screen_target
 from pi_node.sdnotify import Notifier
 from pi_node.settings import Pins
 from pi_node.wire import JoinCodeUpdate, Subscriptions, decode_join_code, decode_update, join_topic
-from tests.pi_node.conftest import PINS, MockTable, snapshot, wait_until
+from tests.pi_node.conftest import PINS, MockTable, snapshot
+from tests.support.waiting import wait_until
 
 SUBS = Subscriptions.of(Topics(), "main", "pi")
 

@@ -10,8 +10,9 @@ import pytest
 
 from hub.protocol import Status, encode
 from pi_node.wire import join_topic
-from tests.pi_node.conftest import PlainBroker, RunningNode, node_settings, snapshot, wait_until
+from tests.pi_node.conftest import PlainBroker, RunningNode, node_settings, snapshot
 from tests.support.mqtt import TOPICS, TestClient
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

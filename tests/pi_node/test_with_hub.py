@@ -13,11 +13,11 @@ from tests.pi_node.conftest import (
     RunningNode,
     add_display_user,
     node_settings,
-    wait_until,
 )
 from tests.support.hub import HubProcess, run_cli
 from tests.support.mosquitto import free_port
 from tests.support.mqtt import TOPICS
+from tests.support.waiting import wait_until
 
 
 def _history(data_dir: Path) -> list[dict[str, object]]:

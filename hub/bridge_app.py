@@ -1,0 +1,165 @@
+"""``web-bridge`` (``hub web-bridge``): the web bridge alone, beside a hub that runs
+against an external broker (``hub serve --broker``).
+
+It reaches the broker as an MQTT client (the service's credentials, e.g. Mosquitto's
+``service.url``, so that it may publish a rotated join code) and learns the games from
+their retained topics; it reads the hub's data dir for history, sessions and join codes.
+Player sessions need the embedded broker (docs/protocol.md), so here phones can watch
+through ``/display`` users but not take seats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+from contextlib import AsyncExitStack
+from typing import Any
+
+from hub.auth import JoinCodeStore, SessionStore, UserStore
+from hub.link import MqttTransport
+from hub.protocol import DecodeError, JoinCode, Snapshot, Stats, Status, decode_model, encode
+from hub.protocol.broker_url import BrokerUrl
+from hub.settings import HubSettings
+from hub.transport import TransportError
+from hub.web import MIN_FREE_DISK, JournalHistory
+from web_bridge.app import create_app
+from web_bridge.ports import Bridge, Histogram, Metric
+from web_bridge.proxy import TcpProxyGateway
+from web_bridge.server import HttpServer
+
+__all__ = ["RetainedView", "serve_bridge"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class RetainedView:
+    """The hub's retained topics as last seen: snapshots, status and stats."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self._topics = settings.topics
+        self._snapshots: dict[str, Snapshot] = {}
+        self.status: Status | None = None
+        self.stats: Stats | None = None
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        return (self._topics.status, self._topics.stats, self._topics.game_state("+"))
+
+    def feed(self, topic: str, payload: bytes) -> None:
+        try:
+            if topic == self._topics.status:
+                self.status = decode_model(payload, Status)
+            elif topic == self._topics.stats:
+                self.stats = decode_model(payload, Stats)
+            elif (game := self._topics.parse_game_state(topic)) is not None:
+                self._snapshots[game] = decode_model(payload, Snapshot)
+        except DecodeError as exc:
+            _LOGGER.warning("ignored a bad retained message on %s: %s", topic, exc)
+
+    def snapshot(self, game: str) -> Snapshot | None:
+        return self._snapshots.get(game)
+
+    async def metrics(self) -> list[Metric | Histogram]:
+        """What the hub reports on ``R/stats``, as Prometheus families."""
+        stats = self.stats
+        if stats is None:
+            return []
+        return [
+            Metric(
+                "tablehub_commands_total",
+                "counter",
+                "Commands since the state service started, by game and result",
+                tuple(
+                    ({"game": game, "result": result}, float(getattr(counters, result)))
+                    for game, counters in sorted(stats.games.items())
+                    for result in ("accepted", "rejected")
+                ),
+            ),
+            Metric(
+                "tablehub_presence_online",
+                "gauge",
+                "Clients whose retained presence is online",
+                (({}, float(stats.clients_connected)),),
+            ),
+            Metric("tablehub_epoch", "gauge", "The state service's epoch", (({}, stats.epoch),)),
+        ]
+
+
+async def serve_bridge(settings: HubSettings) -> None:
+    """Serve the bridge until SIGTERM/SIGINT."""
+    url: BrokerUrl | None = settings.broker_url
+    if url is None:
+        msg = "web-bridge needs --broker mqtt://USER:PASS@HOST:PORT (the hub's broker)"
+        raise ValueError(msg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    view = RetainedView(settings)
+    join_codes = JoinCodeStore(settings.data_dir, digits=settings.join_code_digits)
+    async with AsyncExitStack() as stack:
+        sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
+        link = await stack.enter_async_context(
+            MqttTransport(url, client_id=f"tablehub-bridge-{url.username or 'anonymous'}")
+        )
+
+        async def follow() -> None:
+            async for message in link.messages():
+                view.feed(message.topic, message.payload)
+
+        follower = asyncio.create_task(follow(), name="retained-view")
+        stack.push_async_callback(_cancel, follower)
+        await link.subscribe(*view.filters)
+
+        async def rotate_join_code(game: str) -> str:
+            code = await asyncio.to_thread(join_codes.rotate, game)
+            message = encode(JoinCode(game=game, code=code))
+            try:
+                await link.publish(settings.topics.game_join(game), message, retain=True)
+            except TransportError as exc:
+                _LOGGER.error("join code of %s rotated but not published: %s", game, exc)  # noqa: TRY400
+            return code
+
+        def health() -> dict[str, Any]:
+            free = shutil.disk_usage(settings.data_dir).free
+            online = view.status is not None and view.status.state == "online"
+            return {
+                "broker": {"ok": link.connected},
+                "state_service": {
+                    "ok": online,
+                    "epoch": view.status.epoch if view.status else None,
+                },
+                "disk": {"ok": free > MIN_FREE_DISK, "free_bytes": free},
+            }
+
+        bridge = Bridge(
+            games=settings.games,
+            topics=settings.topics,
+            users=UserStore(settings.data_dir),
+            sessions=sessions,
+            join_codes=join_codes,
+            rotate_join_code=rotate_join_code,
+            snapshots=view,
+            history=JournalHistory(settings.data_dir),
+            metrics=view,
+            gateway=TcpProxyGateway(url.host, url.port),
+            health=health,
+            ws_max_connections=settings.ws_max_connections,
+        )
+        http = await stack.enter_async_context(
+            HttpServer(create_app(bridge), settings.bind, settings.http_port)
+        )
+        print(
+            f"tablehub web-bridge ready http={settings.bind}:{http.port} broker={url}", flush=True
+        )
+        await stop.wait()
+        _LOGGER.info("stopping the web bridge")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
