@@ -117,9 +117,14 @@ function receive(topic, payload) {
 }
 
 async function start({ user, password }) {
-  if (wire === null) {
-    const info = await (await fetch("/api/info")).json();
-    wire = topics(info.topic_root, game);
+  while (wire === null) {
+    try {
+      const info = await (await fetch("/api/info")).json();
+      wire = topics(info.topic_root, game);
+    } catch {
+      $("message").textContent = "Cannot reach the hub; trying again…";
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    }
   }
   $("login").hidden = true;
   $("board").hidden = false;
