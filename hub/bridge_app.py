@@ -24,7 +24,7 @@ from hub.protocol import DecodeError, JoinCode, Snapshot, Stats, Status, decode_
 from hub.protocol.broker_url import BrokerUrl
 from hub.settings import HubSettings
 from hub.transport import TransportError
-from hub.web import MIN_FREE_DISK, JournalHistory
+from hub.web import MIN_FREE_DISK, JournalHistory, stats_metrics
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, Histogram, Metric
 from web_bridge.proxy import TcpProxyGateway
@@ -64,28 +64,7 @@ class RetainedView:
 
     async def metrics(self) -> list[Metric | Histogram]:
         """What the hub reports on ``R/stats``, as Prometheus families."""
-        stats = self.stats
-        if stats is None:
-            return []
-        return [
-            Metric(
-                "tablehub_commands_total",
-                "counter",
-                "Commands since the state service started, by game and result",
-                tuple(
-                    ({"game": game, "result": result}, float(getattr(counters, result)))
-                    for game, counters in sorted(stats.games.items())
-                    for result in ("accepted", "rejected")
-                ),
-            ),
-            Metric(
-                "tablehub_presence_online",
-                "gauge",
-                "Clients whose retained presence is online",
-                (({}, float(stats.clients_connected)),),
-            ),
-            Metric("tablehub_epoch", "gauge", "The state service's epoch", (({}, stats.epoch),)),
-        ]
+        return [] if self.stats is None else list(stats_metrics(self.stats))
 
 
 async def serve_bridge(settings: HubSettings) -> None:

@@ -13,15 +13,43 @@ from pathlib import Path
 from typing import Any
 
 from hub.auth import Role, SessionStore
-from hub.protocol import Event
+from hub.protocol import Event, Stats
 from hub.state.service import StateService
 from hub.state.store import Store
 from web_bridge.ports import Histogram, Metric
 
-__all__ = ["JournalHistory", "ServiceMetrics", "health_of"]
+__all__ = ["JournalHistory", "ServiceMetrics", "health_of", "stats_metrics"]
 
 MIN_FREE_DISK = 10 * 1024 * 1024
 ClientsByRole = Callable[[], dict[str, int]]
+
+
+def stats_metrics(stats: Stats) -> list[Metric]:
+    """The figures of ``R/stats`` as Prometheus families (``hub serve`` and ``web-bridge``)."""
+    return [
+        Metric(
+            "tablehub_commands_total",
+            "counter",
+            "Commands since the service started, by game and result",
+            tuple(
+                ({"game": game, "result": result}, float(getattr(counters, result)))
+                for game, counters in sorted(stats.games.items())
+                for result in ("accepted", "rejected")
+            ),
+        ),
+        Metric(
+            "tablehub_presence_online",
+            "gauge",
+            "Clients whose retained presence is online",
+            (({}, float(stats.clients_connected)),),
+        ),
+        Metric(
+            "tablehub_epoch",
+            "gauge",
+            "The state service's epoch (starts so far)",
+            (({}, float(stats.epoch)),),
+        ),
+    ]
 
 
 class JournalHistory:
@@ -68,22 +96,13 @@ class ServiceMetrics:
         counts, size = await asyncio.to_thread(self._journal, sorted(stats.games))
         sessions = await asyncio.to_thread(self._sessions.active)
         families: list[Metric | Histogram] = [
+            *stats_metrics(stats),
             Histogram(
                 "tablehub_command_latency_seconds",
                 "Command received to its state, event and reply published, journal commit included",
                 latency.buckets,
                 latency.sum,
                 latency.count,
-            ),
-            Metric(
-                "tablehub_commands_total",
-                "counter",
-                "Commands since the service started, by game and result",
-                tuple(
-                    ({"game": game, "result": result}, float(getattr(counters, result)))
-                    for game, counters in sorted(stats.games.items())
-                    for result in ("accepted", "rejected")
-                ),
             ),
             Metric(
                 "tablehub_commands_rejected_total",
@@ -93,12 +112,6 @@ class ServiceMetrics:
                     ({"code": code.value}, float(n))
                     for code, n in sorted(self._service.rejections().items())
                 ),
-            ),
-            Metric(
-                "tablehub_presence_online",
-                "gauge",
-                "Clients whose retained presence is online",
-                (({}, float(stats.clients_connected)),),
             ),
             Metric(
                 "tablehub_journal_entries",
@@ -117,12 +130,6 @@ class ServiceMetrics:
                 "gauge",
                 "Player sessions that have not expired",
                 (({}, float(sessions)),),
-            ),
-            Metric(
-                "tablehub_epoch",
-                "gauge",
-                "The state service's epoch (starts so far)",
-                (({}, float(stats.epoch)),),
             ),
         ]
         if self._clients_by_role is not None:
