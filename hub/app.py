@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import signal
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
@@ -71,6 +72,17 @@ def ensure_operator(users: UserStore, data_dir: Path) -> None:
     _LOGGER.warning(
         "created the operator user %r; its password is in %s (mode 0600)", FIRST_OPERATOR, path
     )
+
+
+def _raise_open_file_limit(wanted: int) -> None:
+    """Each client holds a socket (two through the web bridge): lift the soft limit on
+    open files, often 1024, towards the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        _LOGGER.warning("open files limited to %d; fewer clients than configured fit", target)
 
 
 def _service_options(settings: HubSettings, epoch: int, started_at: datetime) -> ServiceOptions:
@@ -134,7 +146,14 @@ async def _link(
         }
     }
     broker = await stack.enter_async_context(
-        EmbeddedBroker(BrokerOptions(bind=settings.bind, port=settings.mqtt_port, auth=auth))
+        EmbeddedBroker(
+            BrokerOptions(
+                bind=settings.bind,
+                port=settings.mqtt_port,
+                auth=auth,
+                max_connections=settings.max_connections,
+            )
+        )
     )
     return _Link(
         broker.transport,
@@ -167,6 +186,7 @@ async def serve(settings: HubSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _raise_open_file_limit(settings.max_connections + settings.ws_max_connections + 256)
     ready_file = settings.data_dir / READY_FILE
     ready_file.unlink(missing_ok=True)
     users = UserStore(settings.data_dir)

@@ -56,8 +56,11 @@ class HubSettings(BaseSettings):
     session_ttl: Annotated[float, Field(gt=0)] = 12 * 3600.0
     """Seconds a phone's player session (its MQTT token) stays valid."""
     join_code_digits: Annotated[int, Field(ge=4, le=6)] = 6
-    ws_max_connections: Annotated[int, Field(ge=1)] = 500
+    ws_max_connections: Annotated[int, Field(ge=1)] = 1000
     """MQTT-over-WebSocket connections the web bridge holds at once; more are refused."""
+    max_connections: Annotated[int, Field(ge=1)] = 4000
+    """MQTT connections the embedded broker holds at once (TCP and WebSocket together);
+    more get CONNACK "server unavailable". The hub raises its open-file limit to fit."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("topic_root")
