@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  echo "installing python3-venv"; $(APT) update -qq && $(APT) install -y -qq python3-venv python3-pip; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
