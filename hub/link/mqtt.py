@@ -1,7 +1,9 @@
 """MqttTransport: hub.transport.Transport over an MQTT client connection (aiomqtt).
 
 Reconnects forever with capped exponential backoff and jitter; after every reconnect it
-re-subscribes and calls the service back so it republishes its retained topics.
+re-subscribes and calls the service back so it republishes its retained topics. A publish
+waiting for its PUBACK when the connection drops fails at once (aiomqtt would wait out its
+whole timeout, and the service with it).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class MqttTransport:
         self._connect_timeout = connect_timeout
         self._filters: list[str] = []
         self._client: aiomqtt.Client | None = None
+        self._lost: asyncio.Future[None] | None = None
+        """Done when the current connection is lost."""
         self._inbox = Inbox()
         self._connected = asyncio.Event()
         self._callbacks: list[Callable[[], Awaitable[None]]] = []
@@ -94,6 +98,7 @@ class MqttTransport:
                 async with self._new_client() as client:
                     for topic_filter in self._filters:
                         await client.subscribe(topic_filter, qos=1)
+                    self._lost = asyncio.get_running_loop().create_future()
                     self._client = client
                     self._connected.set()
                     attempt = 0
@@ -114,6 +119,8 @@ class MqttTransport:
                         )
             except aiomqtt.MqttError as exc:
                 self._client = None
+                if self._lost is not None and not self._lost.done():
+                    self._lost.set_result(None)
                 self._connected.clear()
                 delay = min(_BACKOFF_CAP, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
                 attempt += 1
@@ -141,12 +148,22 @@ class MqttTransport:
     async def publish(
         self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1
     ) -> None:
-        client = self._client
-        if client is None:
+        client, lost = self._client, self._lost
+        if client is None or lost is None:
             msg = f"not connected to the broker {self._url}"
             raise TransportError(msg)
+        publishing = asyncio.ensure_future(client.publish(topic, payload, qos=qos, retain=retain))
         try:
-            await client.publish(topic, payload, qos=qos, retain=retain)
+            await asyncio.wait((publishing, lost), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            publishing.cancel()
+            raise
+        if not publishing.done():  # the connection went first
+            publishing.cancel()
+            msg = f"lost the broker {self._url} while publishing to {topic}"
+            raise TransportError(msg)
+        try:
+            publishing.result()
         except aiomqtt.MqttError as exc:
             msg = f"cannot publish to {topic}: {exc}"
             raise TransportError(msg) from exc

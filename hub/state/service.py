@@ -84,6 +84,8 @@ class _Batch:
     replies: list[tuple[str, Reply]] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
     before: dict[str, GameState] = field(default_factory=dict)
+    changed_before: dict[str, datetime] = field(default_factory=dict)
+    """When each game the batch changes had last changed before it (restored on failure)."""
 
 
 class StateService:
@@ -272,6 +274,7 @@ class StateService:
         except StorageUnavailableError as exc:
             _LOGGER.error("journal write failed; %d commands refused: %s", len(batch.entries), exc)  # noqa: TRY400
             self._games.update(batch.before)
+            self._changed_at.update(batch.changed_before)
             batch.dirty -= set(batch.before)
             batch.events.clear()
             batch.replies = [
@@ -358,6 +361,7 @@ class StateService:
             )
             return
         batch.before.setdefault(where.game, state)
+        batch.changed_before.setdefault(where.game, self._changed_at[where.game])
         self._games[where.game] = outcome.state
         self._changed_at[where.game] = now
         batch.dirty.add(where.game)

@@ -4,12 +4,19 @@ Tables: ``journal`` (every accepted command with its event, actor and time),
 ``snapshots`` (the full GameState every SNAPSHOT_EVERY versions, and at shutdown),
 ``meta`` (the service's epoch). WAL with synchronous=FULL: when ``append`` returns,
 the entries survive a kill -9 or a power cut. Not thread-safe: one caller at a time.
+
+A crash can leave the WAL ending in a torn write. SQLite drops everything after the last
+intact transaction when it opens the journal, silently; ``wal_tail`` tells beforehand what
+that will be, so the hub logs the torn tail it drops, and refuses to start when damage
+would take intact transactions after it with it (only a lost write can do that).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,8 +30,9 @@ from hub.protocol import Command, Event
 from hub.state.errors import JournalCorruptError, StorageUnavailableError
 from hub.state.model import Actor, GameState, Role
 
-__all__ = ["SNAPSHOT_EVERY", "JournalEntry", "Store"]
+__all__ = ["SNAPSHOT_EVERY", "JournalEntry", "Store", "WalTail", "wal_tail"]
 
+_LOGGER = logging.getLogger(__name__)
 SNAPSHOT_EVERY = 100
 _COMMAND = TypeAdapter[Command](Command)
 _SCHEMA = """
@@ -55,6 +63,84 @@ class JournalEntry:
     event: Event
 
 
+@dataclass(frozen=True, slots=True)
+class WalTail:
+    """What SQLite drops from the end of a WAL file when it opens the database."""
+
+    frames: int
+    """Frames (the last maybe partly written) of the WAL's current generation after its
+    last intact transaction."""
+    size: int
+    """Bytes those frames take, with a partly written frame at the very end."""
+    lost_transactions: int
+    """Intact, complete transactions after the damage, dropped with it (0 for a torn tail)."""
+    readable: bool = True
+    """False when the WAL header itself is damaged: SQLite then ignores the whole file."""
+
+
+_WAL_MAGIC = (0x377F0682, 0x377F0683)  # the low bit: checksums over big-endian words
+_WAL_HEADER = 32
+_FRAME_HEADER = 24
+_MASK = 0xFFFFFFFF
+
+
+def _wal_checksum(data: bytes, seed: tuple[int, int], *, big_endian: bool) -> tuple[int, int]:
+    """SQLite's WAL checksum (walChecksumBytes) of ``data``, continuing from ``seed``."""
+    words = struct.unpack(f"{'>' if big_endian else '<'}{len(data) // 4}I", data)
+    s1, s2 = seed
+    pairs = iter(words)
+    for x0, x1 in zip(pairs, pairs, strict=True):
+        s1 = (s1 + x0 + s2) & _MASK
+        s2 = (s2 + x1 + s1) & _MASK
+    return s1, s2
+
+
+def wal_tail(wal: bytes) -> WalTail | None:
+    """What SQLite's recovery will drop from this WAL file's content; None if nothing.
+
+    Pure. Follows SQLite's rules (sqlite.org/fileformat2.html#the_write_ahead_log): frames
+    count while their salts match the header's and their cumulative checksums hold;
+    everything after the last valid commit frame is dropped. Frames of an older generation
+    (other salts), which a reused WAL keeps after the current ones, are not part of it.
+    """
+    if not wal:
+        return None
+    if len(wal) < _WAL_HEADER:
+        return WalTail(frames=0, size=len(wal), lost_transactions=0, readable=False)
+    magic, _version, page_size, _seq, salt1, salt2, c1, c2 = struct.unpack(">8I", wal[:32])
+    big_endian = bool(magic & 1)
+    header_sum = _wal_checksum(wal[:24], (0, 0), big_endian=big_endian)
+    page_size_ok = 512 <= page_size <= 65536 and page_size & (page_size - 1) == 0
+    if magic not in _WAL_MAGIC or not page_size_ok or header_sum != (c1, c2):
+        return WalTail(frames=0, size=len(wal) - _WAL_HEADER, lost_transactions=0, readable=False)
+    frame_size = _FRAME_HEADER + page_size
+    offset = last_commit_end = _WAL_HEADER
+    running = stored = (c1, c2)
+    intact = True
+    lost = 0
+    while offset + frame_size <= len(wal):
+        head = wal[offset : offset + _FRAME_HEADER]
+        page_no, commit, frame_salt1, frame_salt2, k1, k2 = struct.unpack(">6I", head)
+        if (frame_salt1, frame_salt2) != (salt1, salt2):
+            break  # an older generation from here on
+        covered = head[:8] + wal[offset + _FRAME_HEADER : offset + frame_size]
+        if intact:
+            running = _wal_checksum(covered, running, big_endian=big_endian)
+            intact = page_no != 0 and running == (k1, k2)
+            if intact and commit:
+                last_commit_end = offset + frame_size
+        elif commit and _wal_checksum(covered, stored, big_endian=big_endian) == (k1, k2):
+            lost += 1  # a commit frame written right after its (stored) predecessor
+        stored = (k1, k2)
+        offset += frame_size
+    else:
+        offset = len(wal)  # a partly written frame at the end belongs to the tail
+    if offset == last_commit_end:
+        return None
+    size = offset - last_commit_end
+    return WalTail(frames=(size + frame_size - 1) // frame_size, size=size, lost_transactions=lost)
+
+
 class Store:
     """The journal of every game under one data directory."""
 
@@ -76,6 +162,7 @@ class Store:
                 db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._check_wal()
                 db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
@@ -96,6 +183,36 @@ class Store:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def _check_wal(self) -> None:
+        """Log the torn tail SQLite is about to drop; refuse to lose more than that."""
+        wal_path = self.path.with_name(self.path.name + "-wal")
+        if not wal_path.exists():
+            return
+        tail = wal_tail(wal_path.read_bytes())
+        if tail is None:
+            return
+        if tail.lost_transactions:
+            msg = (
+                f"{wal_path} is damaged before its end: {tail.lost_transactions} intact"
+                " transactions after the damage would be lost; refusing to open the journal"
+                " (move the file away to start without them)"
+            )
+            raise JournalCorruptError(msg)
+        if not tail.readable:
+            _LOGGER.warning(
+                "journal: the header of %s is torn; dropping the whole WAL (%d bytes)",
+                wal_path,
+                tail.size,
+            )
+            return
+        _LOGGER.warning(
+            "journal: %s ends in a torn write: dropping %d bytes (%d WAL frames) after the"
+            " last complete transaction",
+            wal_path,
+            tail.size,
+            tail.frames,
+        )
 
     @property
     def _conn(self) -> sqlite3.Connection:

@@ -13,8 +13,10 @@ from tests.support.http import Http
 from tests.support.hub import HubProcess
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: sync Playwright keeps an event loop marked running in this thread
+    # until it stops, which would break later tests that call asyncio.run().
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         yield chromium

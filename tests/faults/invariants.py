@@ -1,0 +1,132 @@
+"""The invariants every attack must leave intact, read from the journal on disk.
+
+- versions are gapless: the journal holds versions 1..n of the game;
+- every acknowledged command (a reply with ``ok: true``) is in it, at the version its reply
+  named, with its request id;
+- replaying the whole journal from the game's first snapshot gives the same state as the
+  hub's own recovery (latest snapshot + the entries after it);
+- the retained ``R/games/{game}/state`` equals that replayed state.
+
+The journal is opened read-only (as ``hub state`` and ``hub history`` do), so this works
+while the hub runs and after it was killed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hub.state.model import GameState
+from hub.state.recovery import replay
+from hub.state.store import JournalEntry, Store
+from hub.state.view import snapshot
+from tests.faults.hubs import HubAddress, operator_client
+
+__all__ = [
+    "Journal",
+    "assert_invariants",
+    "comparable",
+    "lost_commands",
+    "read_journal",
+    "retained_state",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """One game's journal as it is on disk."""
+
+    entries: tuple[JournalEntry, ...]
+    replayed: GameState
+    """The first snapshot with every entry applied."""
+    recovered: GameState
+    """What the hub restores on start: the latest snapshot with the entries after it."""
+    epoch: int
+
+    @property
+    def versions(self) -> list[int]:
+        return [entry.version for entry in self.entries]
+
+    @property
+    def request_ids(self) -> dict[int, str | None]:
+        return {entry.version: entry.command.request_id for entry in self.entries}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The snapshot the hub publishes for this state (no presence known)."""
+        view = snapshot(self.replayed, epoch=self.epoch, online={})
+        data: dict[str, Any] = view.to_wire()
+        return data
+
+
+def _first_snapshot(path: Path, game: str) -> GameState:
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True)
+    try:
+        row = db.execute(
+            "SELECT state FROM snapshots WHERE game = ? ORDER BY version LIMIT 1", (game,)
+        ).fetchone()
+    finally:
+        db.close()
+    assert row is not None, f"no snapshot of {game} in {path}"
+    return GameState.model_validate_json(row[0])
+
+
+def read_journal(data_dir: Path, game: str = "main") -> Journal:
+    with Store(data_dir, read_only=True) as store:
+        entries = tuple(store.entries(game))
+        latest = store.latest_snapshot(game)
+        epoch = store.epoch()
+        path = store.path
+    assert latest is not None, f"no game {game} in {data_dir}"
+    first = _first_snapshot(path, game)
+    replayed = replay(first, [e for e in entries if e.version > first.version])
+    recovered = replay(latest, [e for e in entries if e.version > latest.version])
+    return Journal(entries=entries, replayed=replayed, recovered=recovered, epoch=epoch)
+
+
+def lost_commands(journal: Journal, acked: Mapping[int, str]) -> dict[int, str]:
+    """Acknowledged commands (version -> request id) the journal does not hold."""
+    stored = journal.request_ids
+    return {v: rid for v, rid in acked.items() if stored.get(v) != rid}
+
+
+def comparable(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """A snapshot without what presence changes (``connected``, ``updated_at``)."""
+    data = {k: v for k, v in snapshot.items() if k != "updated_at"}
+    data["players"] = [
+        {k: v for k, v in player.items() if k != "connected"} for player in snapshot["players"]
+    ]
+    return data
+
+
+def retained_state(address: HubAddress, game: str = "main", *, who: str = "inv") -> Any:
+    """The retained snapshot, as a client connecting now receives it."""
+    with operator_client(address, f"{who}-probe") as probe:
+        return probe.state(game)
+
+
+def assert_invariants(
+    data_dir: Path,
+    acked: Mapping[int, str],
+    *,
+    retained: Mapping[str, Any] | None = None,
+    game: str = "main",
+) -> Journal:
+    """Check the invariants; ``retained`` is the snapshot read from the broker (the game
+    must be quiet meanwhile). Returns the journal read."""
+    journal = read_journal(data_dir, game)
+    versions = journal.versions
+    assert versions == list(range(1, len(versions) + 1)), f"versions have gaps: {versions[-20:]}"
+    lost = lost_commands(journal, acked)
+    assert lost == {}, f"{len(lost)} acknowledged commands are not in the journal: {lost}"
+    assert journal.replayed == journal.recovered, (
+        "the latest snapshot disagrees with replaying the journal from the start"
+    )
+    if retained is not None:
+        assert comparable(retained) == comparable(journal.snapshot()), (
+            "the retained state is not the journal replayed"
+        )
+    return journal
