@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Self
@@ -96,6 +97,7 @@ class MqttTransport:
         while True:
             try:
                 async with self._new_client() as client:
+                    _no_delay(client)
                     for topic_filter in self._filters:
                         await client.subscribe(topic_filter, qos=1)
                     self._lost = asyncio.get_running_loop().create_future()
@@ -173,3 +175,11 @@ class MqttTransport:
 
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._callbacks.append(callback)
+
+
+def _no_delay(client: aiomqtt.Client) -> None:
+    """Nagle off on the connection (neither aiomqtt nor paho does it): with QoS 1 both ways
+    each state publish would wait ~40 ms for the broker's delayed ACK of the PUBACK before."""
+    sock = client._client.socket()  # aiomqtt exposes no hook for socket options
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
