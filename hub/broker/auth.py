@@ -146,3 +146,12 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
         if decision is SubscribeDecision.FILTERED:
             session.attributes[FILTERED] = True
         return True
+
+    def receive_needs_check(self, session: Session, topic_filter: str) -> bool:
+        """``delivery.ReceiveScope``: only a filter wider than what the client may read (a
+        display's ``R/#``) has its deliveries checked (once per topic, then cached); one
+        granted whole needs no check per message."""
+        identity = session.attributes.get(IDENTITY)
+        if not isinstance(identity, Identity):
+            return True
+        return self._acl.subscribe(identity, topic_filter) is not SubscribeDecision.GRANT

@@ -1,26 +1,23 @@
-"""Inbound framing: hand amqtt one whole, pre-checked MQTT packet at a time.
+"""Inbound framing: cut a client's byte stream into whole, pre-checked MQTT packets.
 
-amqtt 0.12.1 decodes straight from the socket. A packet it rejects halfway (a PUBLISH whose
-topic holds a wildcard, a remaining length longer than 4 bytes) raises ``MQTTError`` before
-the rest of the packet is read; the reader loop logs "Message discarded" and goes on parsing
-the leftover bytes as new packets: the stream is desynchronised and the connection lives on
-as a zombie (payload bytes can even smuggle packets). It also has no size limit: it buffers
-whatever remaining length a client announces.
+amqtt 0.12.1 decodes straight from the socket (``ProtocolHandler._reader_loop``: an
+``asyncio.wait_for`` and a chain of awaits per packet). A packet it rejects halfway (a
+PUBLISH whose topic holds a wildcard, a remaining length longer than 4 bytes) raises
+``MQTTError`` before the rest of the packet is read; the reader loop logs "Message
+discarded" and goes on parsing the leftover bytes as new packets: the stream is
+desynchronised and the connection lives on as a zombie (payload bytes can even smuggle
+packets). It also has no size limit: it buffers whatever remaining length a client announces.
 
-``FramedReader`` reads the fixed header itself, refuses an oversized packet before its body
-is read, reads the whole packet, checks what amqtt would choke on or misparse (packet types
-and flags a client may not send, wrong fixed lengths, bad PUBLISH topics), and only then lets
-amqtt decode it from memory. A violation closes the connection (through ``violation``).
+``PacketSplitter`` takes the bytes as they arrive (synchronously, from the transport's
+``data_received``), refuses an oversized packet as soon as its length is known (before its
+body arrives), checks each whole packet for what must close the connection (packet types
+and flags a client may not send, wrong fixed lengths, bad PUBLISH topics), and returns
+whole packets only. A violation raises ``ProtocolViolation``; the connection is closed.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
-from amqtt.adapters import ReaderAdapter, StreamReaderAdapter
-
-__all__ = ["FramedReader"]
+__all__ = ["PacketSplitter", "ProtocolViolation"]
 
 _CONNECT = 1
 _PUBLISH = 3
@@ -73,6 +70,8 @@ def publish_problem(first_byte: int, body: bytes) -> str | None:
     end = 2 + int.from_bytes(body[:2], "big")
     if end > len(body):
         return "PUBLISH topic longer than the packet"
+    if (first_byte >> 1) & 0x03 and end + 2 > len(body):
+        return "PUBLISH without its packet identifier"
     topic = body[2:end]
     if not topic:
         return "PUBLISH with an empty topic name [MQTT-4.7.3-1]"
@@ -83,129 +82,80 @@ def publish_problem(first_byte: int, body: bytes) -> str | None:
     return None
 
 
-def _retrieve(future: asyncio.Future[bytes]) -> None:
-    """Mark a read's outcome as seen: nobody may await it once the connection is gone."""
-    if not future.cancelled():
-        future.exception()
+class ProtocolViolation(Exception):  # noqa: N818 - named after the MQTT term
+    """The client broke the protocol; the reason is the message. Close the connection."""
 
 
-class FramedReader(ReaderAdapter):  # type: ignore[misc]  # amqtt ships no type information
-    """A ``ReaderAdapter`` serving amqtt complete packets that passed the checks above.
+class PacketSplitter:
+    """Cuts a byte stream into whole packets ``(first byte, body)``, checking each one.
 
-    Cancellation-safe: amqtt wraps its header reads (here: whole-packet reads) in
-    ``asyncio.wait_for(..., keep-alive)``. A partly read fixed header is kept in ``self``
-    and the next ``read`` resumes it. asyncio's StreamReader loses nothing when a read is
-    cancelled; other adapters may (amqtt's WebSocketsReader drops what it had buffered), so
-    their reads run as a shielded task that the next ``read`` awaits again.
+    The first packet must be a CONNECT and no other may be [MQTT-3.1.0-1, -2]; a packet
+    announcing more than ``max_packet_size`` bytes is refused before its body is read.
     """
 
-    def __init__(
-        self,
-        inner: ReaderAdapter,
-        *,
-        max_packet_size: int,
-        clock: Callable[[], float],
-        violation: Callable[[str], None],
-    ) -> None:
-        self._inner = inner
-        self._shielded = not isinstance(inner, StreamReaderAdapter)
-        self._pending: asyncio.Future[bytes] | None = None
+    __slots__ = ("_buffer", "_checked", "_max_packet_size", "_seen_connect")
+
+    def __init__(self, max_packet_size: int) -> None:
         self._max_packet_size = max_packet_size
-        self._clock = clock
-        self._violation = violation
-        self._packet = b""
-        self._pos = 0
-        self._header = bytearray()
-        self._length: int | None = None
+        self._buffer = bytearray()
+        self._checked = 0  # bytes of the buffer's first packet header already checked
         self._seen_connect = False
-        self._closed = False
-        self.last_packet_at = clock()
-        """``clock()`` when the last complete packet arrived (or when the reader was made)."""
 
-    async def read(self, n: int = -1) -> bytes:
-        if n == 0:
-            return b""
-        if self._pos == len(self._packet) and not await self._next_packet():
-            return b""
-        available = len(self._packet) - self._pos
-        if n < 0:
-            n = available
-        elif n > available:
-            # A length field inside the packet points past its end: amqtt would read on
-            # into the next packet.
-            self._fail("malformed packet: a field overruns the remaining length")
-            return b""
-        start = self._pos
-        self._pos += n
-        return self._packet[start : self._pos]
+    @property
+    def idle(self) -> bool:
+        """No partial packet waiting for more bytes."""
+        return not self._buffer
 
-    def feed_eof(self) -> None:
-        self._inner.feed_eof()
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The packets completed by ``data`` (possibly none). Raises ``ProtocolViolation``."""
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            data = bytes(buffer)
+            buffer.clear()
+        packets: list[tuple[int, bytes]] = []
+        pos, end = 0, len(data)
+        while pos < end:
+            first = data[pos]
+            if self._checked <= pos:
+                if problem := header_problem(first, first_packet=not self._seen_connect):
+                    raise ProtocolViolation(problem)
+                self._seen_connect = True
+                self._checked = pos + 1
+            length = shift = 0
+            at = pos + 1
+            while True:
+                if at >= end:  # the length field is not complete yet
+                    return self._keep(packets, data, pos)
+                byte = data[at]
+                length |= (byte & 0x7F) << shift
+                at += 1
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift >= 7 * _MAX_LENGTH_BYTES:
+                    raise ProtocolViolation("remaining length longer than 4 bytes")
+            if self._checked <= at - 1:
+                if length > self._max_packet_size:
+                    msg = f"packet of {length} bytes exceeds the maximum of {self._max_packet_size}"
+                    raise ProtocolViolation(msg)
+                if problem := length_problem(first, length):
+                    raise ProtocolViolation(problem)
+                self._checked = at
+            if end - at < length:  # the body is not complete yet
+                return self._keep(packets, data, pos)
+            body = data[at : at + length]
+            if first >> 4 == _PUBLISH and (problem := publish_problem(first, body)):
+                raise ProtocolViolation(problem)
+            packets.append((first, body))
+            pos = at + length
+        self._checked = 0
+        return packets
 
-    async def _next_packet(self) -> bool:
-        """Read one whole packet into ``self._packet``; False at EOF or on a violation."""
-        if self._closed:
-            return False
-        while self._length is None:
-            byte = await self._read_inner(1)
-            if not byte:
-                return False
-            self._header += byte
-            if len(self._header) == 1:
-                if problem := header_problem(byte[0], first_packet=not self._seen_connect):
-                    return self._fail(problem)
-                continue
-            if byte[0] & 0x80:
-                if len(self._header) > _MAX_LENGTH_BYTES:
-                    return self._fail("remaining length longer than 4 bytes")
-                continue
-            length = sum((b & 0x7F) << (7 * i) for i, b in enumerate(self._header[1:]))
-            if length > self._max_packet_size:
-                return self._fail(
-                    f"packet of {length} bytes exceeds the maximum of {self._max_packet_size}"
-                )
-            if problem := length_problem(self._header[0], length):
-                return self._fail(problem)
-            self._length = length
-        body = await self._read_inner(self._length) if self._length else b""
-        if len(body) < self._length:
-            return False
-        first = self._header[0]
-        if first >> 4 == _PUBLISH and (problem := publish_problem(first, body)):
-            return self._fail(problem)
-        self._packet = bytes(self._header) + body
-        self._pos = 0
-        self._header.clear()
-        self._length = None
-        self._seen_connect = True
-        self.last_packet_at = self._clock()
-        return True
-
-    def close(self) -> None:
-        """Stop a read still pending in the inner adapter."""
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-
-    async def _read_inner(self, n: int) -> bytes:
-        """``n`` bytes from the inner adapter; b"" at EOF. Resumable after cancellation."""
-        try:
-            if not self._shielded:
-                data: bytes = await self._inner.read(n)
-                return data
-            if self._pending is None:
-                self._pending = asyncio.ensure_future(self._inner.read(n))
-                self._pending.add_done_callback(_retrieve)
-            data = await asyncio.shield(self._pending)
-            self._pending = None
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self._pending = None
-            return b""
-        return data
-
-    def _fail(self, reason: str) -> bool:
-        self._closed = True
-        self._packet = b""
-        self._pos = 0
-        self._violation(reason)
-        return False
+    def _keep(
+        self, packets: list[tuple[int, bytes]], data: bytes, pos: int
+    ) -> list[tuple[int, bytes]]:
+        """Keep the incomplete packet starting at ``pos`` for the next ``feed``."""
+        self._buffer += data[pos:]
+        self._checked -= pos
+        return packets

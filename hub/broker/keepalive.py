@@ -16,6 +16,14 @@ KEEP_ALIVE_GRACE = 1.5
 """A client is dropped after this many keep-alive periods without a packet [MQTT-3.1.2-24]."""
 
 
+def _never() -> float:
+    return 0.0
+
+
+def _ignore(_reason: str) -> None:
+    pass
+
+
 class LivenessTimer:
     """Calls ``expire(reason)`` once when the connection has been silent for too long.
 
@@ -24,6 +32,16 @@ class LivenessTimer:
     (``last_activity``, in ``loop.time()`` seconds). A keep-alive of 0 disables it.
     One timer per connection, re-armed only when it fires: packets cost nothing.
     """
+
+    __slots__ = (
+        "_connect_timeout",
+        "_expire",
+        "_handle",
+        "_keep_alive",
+        "_last_activity",
+        "_loop",
+        "_period",
+    )
 
     def __init__(
         self,
@@ -54,6 +72,13 @@ class LivenessTimer:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+    def release(self) -> None:
+        """Cancel for good and drop the callbacks (they usually reference the timer's owner:
+        no reference cycle left behind)."""
+        self.cancel()
+        self._last_activity = _never
+        self._expire = _ignore
 
     def _arm(self) -> None:
         self._handle = self._loop.call_at(self._last_activity() + self._period, self._check)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "DEFAULT_ACK_TIMEOUT",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_PACKET_SIZE",
@@ -16,6 +17,7 @@ __all__ = [
     "Limits",
 ]
 
+DEFAULT_ACK_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_PACKET_SIZE = 64 * 1024
 DEFAULT_MAX_QUEUED_MESSAGES = 1000
@@ -29,8 +31,12 @@ class Limits:
     max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
     """Largest accepted remaining length (bytes after the fixed header) of an inbound packet."""
     max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES
-    """Per client: deliveries not yet written/acknowledged while connected (more closes the
-    connection), and QoS 1/2 messages kept while a persistent session is offline (more are
-    dropped)."""
+    """Per client: packets waiting while it does not read (the socket is full; more closes
+    the connection), QoS 1/2 deliveries it has not acknowledged (more are dropped until it
+    catches up; see ``ack_timeout``), and QoS 1/2 messages kept while a persistent session
+    is offline (more are dropped)."""
+    ack_timeout: float = DEFAULT_ACK_TIMEOUT
+    """Seconds without any acknowledgement after which a client at its bound of
+    unacknowledged deliveries is closed (it stopped reading), not just skipped."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Open client connections over all listeners; more are refused (CONNACK 0x03)."""

@@ -17,8 +17,10 @@ from amqtt.errors import BrokerError as AmqttBrokerError
 from hub.auth import Identity
 from hub.broker.auth import IDENTITY
 from hub.broker.conformance import HubBroker
+from hub.broker.connection import ByteLink
 from hub.broker.errors import BrokerError
 from hub.broker.limits import (
+    DEFAULT_ACK_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PACKET_SIZE,
@@ -44,8 +46,12 @@ class BrokerOptions:
     max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
     """Largest inbound packet (remaining length, bytes); a bigger one closes the connection."""
     max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES
-    """Per client: pending deliveries before a client that stopped reading is disconnected,
-    and QoS 1/2 messages kept for an offline persistent session (more are dropped)."""
+    """Per client: packets waiting while it does not read before it is disconnected, QoS 1/2
+    deliveries it has not acknowledged (more are dropped until it catches up), and QoS 1/2
+    messages kept for an offline persistent session (more are dropped)."""
+    ack_timeout: float = DEFAULT_ACK_TIMEOUT
+    """Seconds without any acknowledgement after which a client with ``max_queued_messages``
+    deliveries unacknowledged is disconnected."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Open connections over all listeners; more get CONNACK 0x03 (server unavailable)."""
     session_expiry: int = 86_400
@@ -118,12 +124,20 @@ class EmbeddedBroker:
         return dict(counts)
 
     async def serve_external(self, reader: ReaderAdapter, writer: WriterAdapter) -> None:
+        """Run one connection that arrived elsewhere, given as amqtt's reader/writer
+        adapters, as a client of the ``websocket`` listener, until it disconnects."""
+        if self._broker is None:
+            msg = "the broker is not running"
+            raise BrokerError(msg)
+        await self._broker.external_connected(reader, writer, _WS_LISTENER)
+
+    async def serve_link(self, link: ByteLink) -> None:
         """Run one connection that arrived elsewhere (the web bridge's WebSocket) as a
         client of the ``websocket`` listener, until it disconnects."""
         if self._broker is None:
             msg = "the broker is not running"
             raise BrokerError(msg)
-        await self._broker.external_connected(reader, writer, _WS_LISTENER)
+        await self._broker.serve_link(_WS_LISTENER, link)
 
     @property
     def transport(self) -> EmbeddedTransport:
@@ -139,6 +153,7 @@ class EmbeddedBroker:
             max_packet_size=options.max_packet_size,
             max_queued_messages=options.max_queued_messages,
             max_connections=options.max_connections,
+            ack_timeout=options.ack_timeout,
         )
         broker = HubBroker(self._config(), limits=limits)
         try:
@@ -173,10 +188,8 @@ class EmbeddedBroker:
 
 async def _flush(broker: HubBroker) -> None:
     """Let queued messages (the service's last ``offline`` status) reach their subscribers,
-    for up to a second: amqtt's shutdown cancels pending deliveries."""
+    for up to a second, before the connections close."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(1.0):
-            while not broker._broadcast_queue.empty() or not all(  # noqa: ASYNC110 - amqtt has no event for this
-                task.done() for task in broker._tasks_queue
-            ):
+            while broker.output_pending:  # noqa: ASYNC110 - written by the event loop
                 await asyncio.sleep(0.01)

@@ -9,7 +9,7 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BasePlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-__all__ = ["DenyTopics", "ReceivedRecorder"]
+__all__ = ["DenyTopics", "ReadersByPrefix", "ReceivedRecorder"]
 
 
 class DenyTopics(BaseTopicPlugin):  # type: ignore[misc]  # amqtt ships no type information
@@ -32,6 +32,41 @@ class DenyTopics(BaseTopicPlugin):  # type: ignore[misc]  # amqtt ships no type 
         if action == Action.RECEIVE:
             return topic not in self.config.receive
         return True
+
+
+class ReadersByPrefix(BaseTopicPlugin):  # type: ignore[misc]
+    """Users listed in ``readers`` receive only topics under their prefixes (subscribing to
+    anything is allowed); everyone else receives everything. Says which filters need a
+    per-message check (``receive_needs_check``), as the hub's ACL plugin does."""
+
+    @dataclass
+    class Config:
+        readers: dict[str, list[str]] = field(default_factory=dict)
+
+    def _prefixes(self, session: Session | None) -> list[str] | None:
+        if session is None or session.username is None:
+            return None
+        prefixes: list[str] | None = self.config.readers.get(session.username)
+        return prefixes
+
+    async def topic_filtering(
+        self,
+        *,
+        session: Session | None = None,
+        topic: str | None = None,
+        action: Action | None = None,
+    ) -> bool:
+        prefixes = self._prefixes(session)
+        if action == Action.RECEIVE and prefixes is not None:
+            return topic is not None and topic.startswith(tuple(prefixes))
+        return True
+
+    def receive_needs_check(self, session: Session, topic_filter: str) -> bool:
+        prefixes = self._prefixes(session)
+        if prefixes is None:
+            return False
+        covered = topic_filter.startswith(tuple(prefixes)) and "+" not in topic_filter
+        return not covered
 
 
 class ReceivedRecorder(BasePlugin):  # type: ignore[misc]

@@ -10,17 +10,23 @@ from collections import deque
 from dataclasses import dataclass
 
 __all__ = [
+    "PUBACK",
+    "PUBCOMP",
+    "PUBLISH",
+    "PUBREC",
+    "PUBREL",
     "Connack",
     "Packet",
     "Publish",
     "RawClient",
     "Will",
     "connect_packet",
+    "decode_publish",
     "packet",
     "publish_packet",
 ]
 
-CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
+CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
 PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"
@@ -61,13 +67,21 @@ class Will:
 
 
 def connect_packet(
-    client_id: str, *, keepalive: int = 60, clean: bool = True, will: Will | None = None
+    client_id: str,
+    *,
+    keepalive: int = 60,
+    clean: bool = True,
+    will: Will | None = None,
+    username: str | None = None,
 ) -> bytes:
     flags = 0x02 if clean else 0
     payload = _string(client_id)
     if will is not None:
         flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
         payload += _string(will.topic) + _string(will.payload)
+    if username is not None:
+        flags |= 0x80
+        payload += _string(username)
     header = _string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
     return packet(0x10, header + payload)
 
@@ -133,10 +147,15 @@ class RawClient:
         keepalive: int = 60,
         clean: bool = True,
         will: Will | None = None,
+        username: str | None = None,
         timeout: float = 3.0,
     ) -> Connack:
         self.client_id = client_id
-        self.send(connect_packet(client_id, keepalive=keepalive, clean=clean, will=will))
+        self.send(
+            connect_packet(
+                client_id, keepalive=keepalive, clean=clean, will=will, username=username
+            )
+        )
         reply = self.expect(CONNACK, timeout)
         return Connack(bool(reply.body[0] & 1), reply.body[1])
 
@@ -221,7 +240,7 @@ class RawClient:
     def _other(self, got: Packet) -> None:
         if got.kind != PUBLISH:
             raise AssertionError(f"unexpected packet {got}")
-        message = _decode_publish(got)
+        message = decode_publish(got)
         if message.qos == 1:
             assert message.packet_id is not None
             self.send(packet(0x40, struct.pack("!H", message.packet_id)))
@@ -262,7 +281,7 @@ def _parse(buffer: bytearray) -> tuple[Packet, int] | None:
     return Packet(first >> 4, first & 0x0F, bytes(buffer[pos : pos + length])), pos + length
 
 
-def _decode_publish(got: Packet) -> Publish:
+def decode_publish(got: Packet) -> Publish:
     qos = (got.flags >> 1) & 0x03
     size = struct.unpack("!H", got.body[:2])[0]
     topic = got.body[2 : 2 + size].decode()

@@ -3,9 +3,10 @@
 Two paho players pipeline commands while the hub is killed (22 times) and started again on
 the same data directory and ports; every fourth time the restarted hub is killed once
 more while it starts (restoring the journal, raising its epoch). After every start: the
-players and every other kind of client (``CLIENT_KINDS``: the Pi node, the phone page in Chromium) are back by
-themselves, the players still hold their seats, and the invariants hold (no acknowledged
-command lost, versions gapless, the retained state is the journal replayed).
+players and every other kind of client (``CLIENT_KINDS``: the Pi node, the phone page in
+Chromium) are back by themselves, the players still hold their seats, and the invariants
+hold (no acknowledged command lost, versions gapless, the retained state is the journal
+replayed).
 """
 
 from __future__ import annotations

@@ -58,21 +58,9 @@ class Scenario:
     bulk: bool
 
 
-NEVER_DISCONNECTED = pytest.mark.xfail(
-    strict=True,
-    reason="broker finding: a QoS 1 subscriber that stops reading (so never sends PUBACK) is"
-    " not disconnected: past 1000 unacknowledged deliveries the broker only drops further"
-    " QoS 1 messages to it ('dropping QoS 1 messages to it until it catches up') and keeps"
-    " the connection open for good (keep-alive 0); docs/broker.md promises '> 1000 pending"
-    " deliveries -> client closed'",
-)
 SCENARIOS = [
     pytest.param(Scenario(0, "#", bulk=True), id="qos0-with-bulk"),
-    pytest.param(
-        Scenario(1, "tablehub/#", bulk=False),
-        id="qos1-never-acknowledging",
-        marks=NEVER_DISCONNECTED,
-    ),
+    pytest.param(Scenario(1, "tablehub/#", bulk=False), id="qos1-never-acknowledging"),
 ]
 
 
