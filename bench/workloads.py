@@ -25,13 +25,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.clients import Kind, TcpClient
+from bench.clients import Identity, Kind, TcpClient
 from bench.errors import BenchError
 from bench.fleet import Fleet
 from bench.players import STORM_ROUNDS
 from bench.population import Layout, connect, measure_storm
 from bench.procstat import Window, rss_of
 from bench.targets import HubTarget, Target, TargetName, make_target
+from bench.worker import Role, WorkerSpec
 
 __all__ = ["WORKLOADS", "Plan", "Recorder"]
 
@@ -323,16 +324,25 @@ def _subs_once(plan: Plan, rec: Recorder, target: HubTarget) -> None:
         sink_topics=(SUBS_TOPIC,),
     )
     layout.add("small", [(p, "idle") for p in small])
-    layout.add("fanout", [(s, "sink") for s in sinks], sink_topics=(SUBS_TOPIC,))
+    # the fan-out's own publisher sits with its sinks, so each batch waits for all of them:
+    # paced on one sink elsewhere, the broker outran this worker and closed its sinks as
+    # slow consumers
+    fan_clients: list[tuple[Identity, Role]] = [(target.operator("bench-pub-fanout"), "publisher")]
+    fan_clients += [(s, "sink") for s in sinks]
+    layout.add("fanout", fan_clients, sink_topics=(SUBS_TOPIC,))
     layout.add_idle("large", large)
     with Fleet(layout.specs) as fleet:
         _connect_all(fleet, [driver, *layout.groups["small"]])
 
         def publish(workload: str, n: int, count: int, fanout: list[int]) -> None:
-            before = [fleet.ask(i, "sink_count", 10)["received"] for i in fanout]
+            """From the driver (``fanout`` empty), or from the fan-out worker, whose
+            deliveries to the driver's sink are then counted by ``_wait_sinks``."""
+            publisher = fanout[0] if fanout else driver
+            others = [driver] if fanout else []
+            before = [fleet.ask(i, "sink_count", 10)["received"] for i in others]
             with Window(broker, fleet.pids) as window:
                 done = fleet.ask(
-                    driver,
+                    publisher,
                     "publish",
                     200,
                     topic=SUBS_TOPIC,
@@ -341,9 +351,9 @@ def _subs_once(plan: Plan, rec: Recorder, target: HubTarget) -> None:
                     batch=50,
                     within=120.0,
                 )
-                fanned = _wait_sinks(fleet, fanout, before, done["sent"])
+                fanned = _wait_sinks(fleet, others, before, done["sent"])
             usage = window.result()
-            sinks = 1 + sum(len(fleet.specs[i].clients) for i in fanout)
+            sinks = done["sinks"] + len(others)
             got = done["received"] + fanned
             rec.point(
                 workload,
@@ -388,10 +398,14 @@ def _wait_sinks(fleet: Fleet, workers: list[int], before: list[int], sent: int) 
     while True:
         now = [int(fleet.ask(i, "sink_count", 10)["received"]) for i in workers]
         got = sum(a - b for a, b in zip(now, before, strict=True))
-        want = sum(len(fleet.specs[i].clients) for i in workers) * sent
+        want = sum(_sinks(fleet.specs[i]) for i in workers) * sent
         if got >= want or time.monotonic() > deadline:
             return got
         time.sleep(0.05)
+
+
+def _sinks(spec: WorkerSpec) -> int:
+    return sum(1 for client in spec.clients if client.role == "sink")
 
 
 WORKLOADS: dict[str, Callable[[Plan, Recorder], None]] = {
