@@ -82,13 +82,19 @@ class ByteLink(Protocol):
 
 class Flusher:
     """Writes the batched packets of every connection that got some, once per loop
-    iteration (scheduled with ``call_soon`` when the first one arrives)."""
+    iteration (scheduled with ``call_soon`` when the first one arrives).
 
-    __slots__ = ("_dirty", "_loop", "_scheduled")
+    Connections that got a direct message (one with a single recipient: a reply to a
+    command) are written first: the player who acted sees the outcome before the state's
+    copies to hundreds of spectators go out, which over WebSocket take ~10 µs each.
+    """
+
+    __slots__ = ("_dirty", "_loop", "_scheduled", "_urgent")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._dirty: list[Connection] = []
+        self._urgent: list[Connection] = []
         self._scheduled = False
 
     def mark(self, connection: Connection) -> None:
@@ -97,13 +103,20 @@ class Flusher:
             self._scheduled = True
             self._loop.call_soon(self._flush)
 
+    def hurry(self, connection: Connection) -> None:
+        """Write this (already marked) connection before the others."""
+        self._urgent.append(connection)
+
     @property
     def pending(self) -> bool:
         return bool(self._dirty)
 
     def _flush(self) -> None:
         self._scheduled = False
+        urgent, self._urgent = self._urgent, []
         dirty, self._dirty = self._dirty, []
+        for connection in urgent:
+            connection.flush()  # marked too: flushing it again below writes nothing
         for connection in dirty:
             connection.flush()
 
@@ -125,6 +138,7 @@ class Connection:
         "_early_waiter",
         "_flusher",
         "_grace",
+        "_hurried",
         "_loop",
         "_max_blocked",
         "_receiver",
@@ -147,6 +161,7 @@ class Connection:
         self._chunks: list[bytes] = []
         self._blocked_count = 0
         self._dirty = False
+        self._hurried = False
         self._blocked = False
         self._closing = False  # close() called: what was queued goes out, nothing more
         self._receiver: PacketReceiver | None = None
@@ -254,9 +269,17 @@ class Connection:
             self._dirty = True
             self._flusher.mark(self)
 
+    def hurry(self) -> None:
+        """Write this iteration's batch before other connections' (it holds a direct
+        message)."""
+        if self._dirty and not self._hurried:
+            self._hurried = True
+            self._flusher.hurry(self)
+
     def take_batch(self) -> bytes | None:
         """The queued packets as one write (None if there are none), and a fresh batch."""
         self._dirty = False
+        self._hurried = False
         chunks = self._chunks
         if not chunks:
             return None
@@ -370,7 +393,7 @@ class TcpConnection(Connection, asyncio.Protocol):
 
     def flush(self) -> None:
         if self._blocked or self._transport is None or self._closing:
-            self._dirty = False
+            self._dirty = self._hurried = False
             return
         data = self.take_batch()
         if data is not None and not self.aborted:
@@ -442,7 +465,7 @@ class LinkConnection(Connection):
 
     def flush(self) -> None:
         if self._sending or not self._chunks or self.aborted:
-            self._dirty = False
+            self._dirty = self._hurried = False
             return
         # most sends complete without waiting: no task unless one has to wait
         self._sender = start_eagerly(self._send_all())

@@ -300,6 +300,7 @@ class DeliveryBroker(Broker):  # type: ignore[misc]  # amqtt ships no type infor
         if not targets:
             return
         message = EncodedPublish(topic, payload)
+        direct = len(targets) == 1  # a reply: its client is written first (``Flusher``)
         for target in targets:
             session = target.session
             if target.checked and not session.receive_verdicts[topic]:
@@ -308,6 +309,8 @@ class DeliveryBroker(Broker):  # type: ignore[misc]  # amqtt ships no type infor
             handler = session.handler
             if handler is not None:
                 handler.deliver(message, qos)
+                if direct:
+                    handler.hurry()
             elif qos and not session.clean_session and not session.is_anonymous:
                 self._queue_offline(session, topic, payload, qos)
 

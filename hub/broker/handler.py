@@ -194,6 +194,11 @@ class HubHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt ships no
         if self.connection is not None:
             self.connection.send(packet)
 
+    def hurry(self) -> None:
+        """Have this client's pending packets written before other clients'."""
+        if self.connection is not None:
+            self.connection.hurry()
+
     def _packet_id(self) -> int:
         """The next packet identifier not in flight (amqtt's ``Session.next_packet_id`` also
         searches ``inflight_in``, which only its own handler fills). Callers keep fewer than

@@ -85,3 +85,56 @@ def test_a_link_gets_one_send_per_loop_iteration(start_hub: StartBroker) -> None
     assert len(sends) == 1  # ten PUBLISH packets, one send
     assert sends[0].count(b"\x30\x0a\x00\x07burst/x") == 10
     assert closed
+
+
+class OrderedLink(MemoryLink):
+    """A ``MemoryLink`` that records, in a list shared by several, whose send came when."""
+
+    def __init__(self, name: str, order: list[str]) -> None:
+        super().__init__()
+        self.name = name
+        self.order = order
+
+    async def send(self, data: bytes) -> None:
+        self.order.append(self.name)
+        await super().send(data)
+
+
+def _subscribe(pid: int, *filters: str) -> bytes:
+    body = pid.to_bytes(2, "big")
+    for topic_filter in filters:
+        body += len(topic_filter).to_bytes(2, "big") + topic_filter.encode() + b"\x00"
+    return packet(0x82, body)
+
+
+async def _reply_among_broadcasts(broker: Any) -> list[str]:
+    order: list[str] = []
+    links = [OrderedLink(f"c{n}", order) for n in range(5)]
+    served = []
+    for link in links:  # in this order: a broadcast's copies are written in this order too
+        served.append(asyncio.ensure_future(broker.serve_link("websocket", link)))
+        link.inbound.put_nowait(
+            connect_packet(link.name) + _subscribe(1, TOPIC, f"reply/{link.name}")
+        )
+        async with asyncio.timeout(3):
+            while len(b"".join(link.sends)) < 4 + 6:  # noqa: ASYNC110 - CONNACK, SUBACK
+                await asyncio.sleep(0.01)
+    order.clear()
+    await broker.internal_message_broadcast(TOPIC, b"state", 0)  # to all five
+    await broker.internal_message_broadcast("reply/c3", b"reply", 0)  # to c3 alone
+    async with asyncio.timeout(3):
+        while len(order) < len(links):  # noqa: ASYNC110 - the broker's flush, next iteration
+            await asyncio.sleep(0.001)
+    for link in links:
+        link.inbound.put_nowait(b"\xe0\x00")  # DISCONNECT
+    await asyncio.wait_for(asyncio.gather(*served), 3)
+    return order
+
+
+def test_a_client_with_a_reply_is_written_before_a_broadcasts_other_copies(
+    start_hub: StartBroker,
+) -> None:
+    """A command's sender gets the state and its reply first, the spectators after."""
+    broker = start_hub()
+    order = broker.run(_reply_among_broadcasts)
+    assert order == ["c3", "c0", "c1", "c2", "c4"]
