@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from tests.broker.conftest import StartBroker
-from tests.broker.wire import connect_packet, packet
+from tests.broker.wire import connect_packet, subscribe_packet
 
 TOPIC = "burst/x"
 
@@ -61,8 +61,7 @@ class MemoryLink:
 async def _over_a_link(broker: Any) -> tuple[list[bytes], bool]:
     link = MemoryLink()
     served = asyncio.ensure_future(broker.serve_link("websocket", link))
-    subscribe = packet(0x82, b"\x00\x01" + len(TOPIC).to_bytes(2, "big") + TOPIC.encode() + b"\x00")
-    link.inbound.put_nowait(connect_packet("linked") + subscribe)
+    link.inbound.put_nowait(connect_packet("linked") + subscribe_packet(1, (TOPIC, 0)))
     async with asyncio.timeout(3):
         while len(b"".join(link.sends)) < 4 + 5:  # noqa: ASYNC110 - CONNACK, SUBACK
             await asyncio.sleep(0.01)
@@ -100,13 +99,6 @@ class OrderedLink(MemoryLink):
         await super().send(data)
 
 
-def _subscribe(pid: int, *filters: str) -> bytes:
-    body = pid.to_bytes(2, "big")
-    for topic_filter in filters:
-        body += len(topic_filter).to_bytes(2, "big") + topic_filter.encode() + b"\x00"
-    return packet(0x82, body)
-
-
 async def _reply_among_broadcasts(broker: Any) -> list[str]:
     order: list[str] = []
     links = [OrderedLink(f"c{n}", order) for n in range(5)]
@@ -114,7 +106,7 @@ async def _reply_among_broadcasts(broker: Any) -> list[str]:
     for link in links:  # in this order: a broadcast's copies are written in this order too
         served.append(asyncio.ensure_future(broker.serve_link("websocket", link)))
         link.inbound.put_nowait(
-            connect_packet(link.name) + _subscribe(1, TOPIC, f"reply/{link.name}")
+            connect_packet(link.name) + subscribe_packet(1, (TOPIC, 0), (f"reply/{link.name}", 0))
         )
         async with asyncio.timeout(3):
             while len(b"".join(link.sends)) < 4 + 6:  # noqa: ASYNC110 - CONNACK, SUBACK

@@ -22,8 +22,11 @@ __all__ = [
     "Will",
     "connect_packet",
     "decode_publish",
+    "encode_length",
+    "encode_string",
     "packet",
     "publish_packet",
+    "subscribe_packet",
 ]
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
@@ -32,7 +35,8 @@ PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"
 
 
-def _length(n: int) -> bytes:
+def encode_length(n: int) -> bytes:
+    """The variable-length remaining-length encoding."""
     out = bytearray()
     while True:
         n, digit = divmod(n, 128)
@@ -41,21 +45,27 @@ def _length(n: int) -> bytes:
             return bytes(out)
 
 
-def _string(value: str | bytes) -> bytes:
+def encode_string(value: str | bytes) -> bytes:
+    """A length-prefixed field (UTF-8 string or binary data)."""
     raw = value.encode() if isinstance(value, str) else value
     return struct.pack("!H", len(raw)) + raw
 
 
 def packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _length(len(body)) + body
+    return bytes([first]) + encode_length(len(body)) + body
 
 
 def publish_packet(
     topic: str | bytes, payload: bytes, *, qos: int = 0, retain: bool = False, packet_id: int = 1
 ) -> bytes:
     first = 0x30 | (qos << 1) | int(retain)
-    head = _string(topic) + (struct.pack("!H", packet_id) if qos else b"")
+    head = encode_string(topic) + (struct.pack("!H", packet_id) if qos else b"")
     return packet(first, head + payload)
+
+
+def subscribe_packet(packet_id: int, *filters: tuple[str | bytes, int]) -> bytes:
+    fields = b"".join(encode_string(f) + bytes([q]) for f, q in filters)
+    return packet(0x82, struct.pack("!H", packet_id) + fields)
 
 
 @dataclass(frozen=True)
@@ -75,14 +85,14 @@ def connect_packet(
     username: str | None = None,
 ) -> bytes:
     flags = 0x02 if clean else 0
-    payload = _string(client_id)
+    payload = encode_string(client_id)
     if will is not None:
         flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
-        payload += _string(will.topic) + _string(will.payload)
+        payload += encode_string(will.topic) + encode_string(will.payload)
     if username is not None:
         flags |= 0x80
-        payload += _string(username)
-    header = _string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
+        payload += encode_string(username)
+    header = encode_string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
     return packet(0x10, header + payload)
 
 
@@ -161,8 +171,7 @@ class RawClient:
 
     def subscribe(self, *filters: tuple[str, int]) -> list[int]:
         packet_id = next(self._ids)
-        body = struct.pack("!H", packet_id) + b"".join(_string(f) + bytes([q]) for f, q in filters)
-        self.send(packet(0x82, body))
+        self.send(subscribe_packet(packet_id, *filters))
         return list(self.expect(SUBACK).body[2:])
 
     def publish(

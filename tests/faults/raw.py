@@ -1,7 +1,8 @@
 """Raw MQTT 3.1.1 packets for attacks on the broker: exact bytes, right or deliberately wrong.
 
-Builds on ``tests.broker.wire`` (fixed header, PUBLISH) and adds what attacks need there:
-CONNECT with credentials, SUBSCRIBE, and packets with a wrong remaining length.
+Builds on ``tests.broker.wire`` (fixed header, fields, PUBLISH, SUBSCRIBE) and adds what
+attacks need there: CONNECT with credentials and any protocol name or level, sockets that
+read until the broker closes them, and a splitter for what came back.
 """
 
 from __future__ import annotations
@@ -10,7 +11,13 @@ import socket
 import struct
 import time
 
-from tests.broker.wire import packet, publish_packet
+from tests.broker.wire import (
+    encode_length,
+    encode_string,
+    packet,
+    publish_packet,
+    subscribe_packet,
+)
 
 __all__ = [
     "PINGREQ",
@@ -27,21 +34,6 @@ __all__ = [
 PINGREQ = b"\xc0\x00"
 
 
-def encode_length(n: int) -> bytes:
-    """The variable-length remaining-length encoding."""
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(value: str | bytes) -> bytes:
-    raw = value.encode() if isinstance(value, str) else value
-    return struct.pack("!H", len(raw)) + raw
-
-
 def connect_packet(
     client_id: str | bytes,
     *,
@@ -54,23 +46,18 @@ def connect_packet(
     level: int = 4,
 ) -> bytes:
     flags = 0x02 if clean else 0
-    payload = _field(client_id)
+    payload = encode_string(client_id)
     if will is not None:
         flags |= 0x04
-        payload += _field(will[0]) + _field(will[1])
+        payload += encode_string(will[0]) + encode_string(will[1])
     if username is not None:
         flags |= 0x80
-        payload += _field(username)
+        payload += encode_string(username)
     if password is not None:
         flags |= 0x40
-        payload += _field(password)
-    header = _field(protocol) + bytes([level, flags]) + struct.pack("!H", keepalive)
+        payload += encode_string(password)
+    header = encode_string(protocol) + bytes([level, flags]) + struct.pack("!H", keepalive)
     return packet(0x10, header + payload)
-
-
-def subscribe_packet(packet_id: int, *filters: tuple[str | bytes, int]) -> bytes:
-    body = struct.pack("!H", packet_id) + b"".join(_field(f) + bytes([q]) for f, q in filters)
-    return packet(0x82, body)
 
 
 def open_socket(port: int, timeout: float = 5.0) -> socket.socket:
