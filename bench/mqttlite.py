@@ -22,7 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LiteClient", "LiteOptions", "MqttLiteError"]
+__all__ = [
+    "LiteClient",
+    "LiteOptions",
+    "MqttLiteError",
+    "encode_string",
+    "mqtt_packet",
+    "remaining_length",
+]
 
 OnMessage = Callable[[str, bytes], None]
 
@@ -53,7 +60,8 @@ class LiteOptions:
     """Set for MQTT over WebSocket: ``port`` is then the HTTP port."""
 
 
-def _remaining_length(n: int) -> bytes:
+def remaining_length(n: int) -> bytes:
+    """MQTT's variable-length encoding of a packet's remaining length."""
     out = bytearray()
     while True:
         byte, n = n % 128, n // 128
@@ -62,26 +70,28 @@ def _remaining_length(n: int) -> bytes:
             return bytes(out)
 
 
-def _string(value: str) -> bytes:
+def encode_string(value: str) -> bytes:
+    """A length-prefixed UTF-8 field."""
     data = value.encode()
     return struct.pack("!H", len(data)) + data
 
 
-def _packet(first: int, body: bytes) -> bytes:
-    return bytes((first,)) + _remaining_length(len(body)) + body
+def mqtt_packet(first: int, body: bytes) -> bytes:
+    """A whole packet: the fixed header's first byte, the remaining length, the body."""
+    return bytes((first,)) + remaining_length(len(body)) + body
 
 
 def connect_packet(opts: LiteOptions) -> bytes:
     flags = 0x02  # clean session
-    payload = _string(opts.client_id)
+    payload = encode_string(opts.client_id)
     if opts.username is not None:
         flags |= 0x80
-        payload += _string(opts.username)
+        payload += encode_string(opts.username)
     if opts.password is not None:
         flags |= 0x40
-        payload += _string(opts.password)
-    header = _string("MQTT") + bytes((4, flags)) + struct.pack("!H", opts.keepalive)
-    return _packet(0x10, header + payload)
+        payload += encode_string(opts.password)
+    header = encode_string("MQTT") + bytes((4, flags)) + struct.pack("!H", opts.keepalive)
+    return mqtt_packet(0x10, header + payload)
 
 
 def _mask(data: bytes, key: bytes) -> bytes:
@@ -202,19 +212,19 @@ class LiteClient(asyncio.Protocol):
     async def subscribe(self, filters: list[tuple[str, int]], within: float = 20.0) -> bytes:
         """Subscribe; returns the SUBACK return codes."""
         pid = self._packet_id()
-        body = struct.pack("!H", pid) + b"".join(_string(t) + bytes((q,)) for t, q in filters)
+        body = struct.pack("!H", pid) + b"".join(encode_string(t) + bytes((q,)) for t, q in filters)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[pid] = future
-        self._write(_packet(0x82, body))
+        self._write(mqtt_packet(0x82, body))
         return await asyncio.wait_for(future, within)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
         """Fire and forget (a QoS 1 PUBACK is consumed silently)."""
         if qos:
-            body = _string(topic) + struct.pack("!H", self._packet_id()) + payload
+            body = encode_string(topic) + struct.pack("!H", self._packet_id()) + payload
         else:
-            body = _string(topic) + payload
-        self._write(_packet(_PUBLISH | (qos << 1), body))
+            body = encode_string(topic) + payload
+        self._write(mqtt_packet(_PUBLISH | (qos << 1), body))
 
     def ping(self) -> None:
         self._write(b"\xc0\x00")

@@ -16,27 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.mqttlite import encode_string, mqtt_packet
+
 __all__ = ["Client", "Received", "connect_tcp", "connect_ws"]
 
 OnMessage = Callable[[str, bytes, int], None]
-
-
-def _length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _string(value: str | bytes) -> bytes:
-    raw = value.encode() if isinstance(value, str) else value
-    return struct.pack("!H", len(raw)) + raw
-
-
-def _packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _length(len(body)) + body
 
 
 @dataclass(slots=True)
@@ -140,21 +124,21 @@ class Client(asyncio.Protocol):
         within: float = 60.0,
     ) -> int:
         flags = 0x02
-        payload = _string(client_id)
+        payload = encode_string(client_id)
         if username is not None:
             flags |= 0x80
-            payload += _string(username)
+            payload += encode_string(username)
         if password is not None:
             flags |= 0x40
-            payload += _string(password)
-        header = _string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
-        body = await self._request(_packet(0x10, header + payload), (2, 0), within)
+            payload += encode_string(password)
+        header = encode_string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
+        body = await self._request(mqtt_packet(0x10, header + payload), (2, 0), within)
         return body[1]
 
     async def subscribe(self, *filters: tuple[str, int], within: float = 30.0) -> bytes:
         pid = next(self._ids) & 0xFFFF or 1
-        body = struct.pack("!H", pid) + b"".join(_string(f) + bytes([q]) for f, q in filters)
-        got = await self._request(_packet(0x82, body), (9, pid), within)
+        body = struct.pack("!H", pid) + b"".join(encode_string(f) + bytes([q]) for f, q in filters)
+        got = await self._request(mqtt_packet(0x82, body), (9, pid), within)
         return got[2:]
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 0) -> None:
@@ -162,7 +146,7 @@ class Client(asyncio.Protocol):
         pid = b""
         if qos:
             pid = struct.pack("!H", next(self._ids) & 0xFFFF or 1)
-        self._send(_packet(0x30 | (qos << 1), _string(topic) + pid + payload))
+        self._send(mqtt_packet(0x30 | (qos << 1), encode_string(topic) + pid + payload))
 
     def close(self) -> None:
         if self.transport is not None:
