@@ -34,7 +34,15 @@ from bench.errors import BenchError
 from hub.auth import Role, SessionStore, UserStore
 from hub.auth.passwords import mosquitto_hash
 
-__all__ = ["REPO", "HubTarget", "SocketIOTarget", "Target", "TargetName", "make_target"]
+__all__ = [
+    "REPO",
+    "HubTarget",
+    "SocketIOTarget",
+    "Target",
+    "TargetName",
+    "free_port",
+    "make_target",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-shared-password-0123456789"  # noqa: S105 - throwaway, loopback only
@@ -132,7 +140,8 @@ class _UserFile:
         path.chmod(0o600)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (ephemeral, chosen by the kernel)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -236,7 +245,7 @@ class HubTarget(Target):
 
     def _mosquitto(self) -> tuple[ServerProcess, str]:
         conf = self.workdir / "mosquitto"
-        port = _free_port()
+        port = free_port()
         done = subprocess.run(
             [
                 *(sys.executable, "-m", "hub", "mosquitto-config", "--out", str(conf)),

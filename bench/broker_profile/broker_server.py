@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.targets import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -39,15 +41,9 @@ class Running:
                 self.proc.wait(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start(kind: str) -> Running:
     if kind == "mosquitto":
-        port = _free_port()
+        port = free_port()
         conf = Path(tempfile.mkdtemp(prefix="mosq-")) / "bench.conf"
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"

@@ -37,6 +37,8 @@ from typing import Any
 import psutil
 
 from bench.broker_profile.mqttlite import Client, connect_tcp, connect_ws
+from bench.stats import percentile
+from bench.targets import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "bench-password-1"  # noqa: S105 - the load generator's users, on 127.0.0.1 only
@@ -121,17 +123,9 @@ class Server:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start_mosquitto(hub_bin: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Mosquitto configured by ``hub mosquitto-config`` (TCP_NODELAY on); the service URL."""
-    port = _free_port()
+    port = free_port()
     conf = data_dir / "mosquitto"
     subprocess.run(
         [
@@ -245,13 +239,6 @@ async def _connect(
             return await _try_connect(transport, server, name, on_message, filters)
         await asyncio.sleep(0.2)
     return await _try_connect(transport, server, name, on_message, filters)
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -394,10 +381,10 @@ async def run_storm(
         "cpu_ms_per_command": 1000 * sum(server_cpu.values()) / commands,
         "cpu_ms_per_command_by_process": {k: 1000 * v / commands for k, v in server_cpu.items()},
         "loadgen_cpu_ms_per_command": 1000 * own / commands,
-        "sender_p50_ms": 1000 * _pct(table.latencies, 50),
-        "sender_p99_ms": 1000 * _pct(table.latencies, 99),
-        "fanout_p50_ms": 1000 * _pct(fanout, 50),
-        "fanout_p99_ms": 1000 * _pct(fanout, 99),
+        "sender_p50_ms": 1000 * percentile(table.latencies, 50),
+        "sender_p99_ms": 1000 * percentile(table.latencies, 99),
+        "fanout_p50_ms": 1000 * percentile(fanout, 50),
+        "fanout_p99_ms": 1000 * percentile(fanout, 99),
         "fanout_max_ms": 1000 * max(fanout, default=float("nan")),
         "fanout_incomplete": incomplete,
         "stalls_over_1s": sum(1 for f in fanout if f > 1.0) + incomplete,
