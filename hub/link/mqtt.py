@@ -14,17 +14,52 @@ import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from hub.protocol.broker_url import BrokerUrl
 from hub.transport import Inbound, Inbox, TransportError
 
-__all__ = ["MqttTransport"]
+__all__ = ["MqttTransport", "SocketSafeClient"]
 
 _LOGGER = logging.getLogger(__name__)
 _BACKOFF_CAP = 10.0
+
+
+class SocketSafeClient(aiomqtt.Client):
+    """aiomqtt's client, watching its socket for writability only while the socket is open.
+
+    aiomqtt 2.5.1 (``_on_socket_register_write``) reads ``sock.fileno()`` and schedules
+    ``loop.add_writer`` for the next loop iteration (``call_soon_threadsafe``, since paho may
+    call it from the connect thread). When the broker dies in between, paho has closed the
+    socket by then: ``add_writer`` raises EBADF inside a loop callback (a traceback in the
+    hub's log, seen with kill -9 of Mosquitto under a turn storm), or, had the number been
+    reused meanwhile, would watch another socket. Here the socket is checked when the
+    registration runs. aiomqtt 3 rewrites its socket handling (empicano/aiomqtt#399), not
+    released as 2.x.
+    """
+
+    def _on_socket_register_write(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        sock: Any,  # aiomqtt's PahoSocket
+    ) -> None:
+        def writable() -> None:
+            try:
+                client.loop_write()
+            except Exception as exc:  # noqa: BLE001 - as aiomqtt: the connection broke
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def register() -> None:
+            fileno = sock.fileno()
+            if fileno != -1:  # -1: closed since (the connection is being torn down)
+                self._loop.add_writer(fileno, writable)
+
+        self._loop.call_soon_threadsafe(register)
 
 
 class MqttTransport:
@@ -58,7 +93,7 @@ class MqttTransport:
             aiomqtt.Will(self._will[0], self._will[1], qos=1, retain=True) if self._will else None
         )
         password = self._url.password.get_secret_value() if self._url.password else None
-        return aiomqtt.Client(
+        return SocketSafeClient(
             self._url.host,
             self._url.port,
             username=self._url.username,
