@@ -137,6 +137,8 @@ class Start(_CommandBase):
 
     type: Literal["start"]
     max_rounds: Annotated[int, Field(ge=1, le=99)] | None = None
+    turn_seconds: Annotated[int, Field(ge=5, le=3600)] | None = None
+    """Seconds per turn (the turn clock); absent: the hub's default (off unless configured)."""
 
 
 class End(_CommandBase):
@@ -211,6 +213,10 @@ class Snapshot(WireModel):
     players: tuple[PlayerView, PlayerView]
     winner_id: Seat | None
     updated_at: Timestamp
+    turn_seconds: Annotated[int, Field(ge=1)] | None = None
+    """The turn clock's length, or null when the game runs without one."""
+    turn_deadline: Timestamp | None = None
+    """When the turn to move ends on its own (0 points), or null (no clock, paused, over)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -299,6 +305,8 @@ class JoinCode(WireModel):
 
     game: str
     code: Annotated[str, Field(pattern=r"^[0-9]{4,6}$")]
+    url: str | None = None
+    """The link a phone opens to join with this code (from the hub's ``public_url``)."""
 
 
 class GameCounters(WireModel):

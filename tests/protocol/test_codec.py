@@ -428,6 +428,8 @@ def test_snapshot_wire_shape() -> None:
         ],
         "winner_id": None,
         "updated_at": AT_WIRE,
+        "turn_seconds": None,
+        "turn_deadline": None,
     }
 
 
