@@ -97,6 +97,7 @@ def _service_options(settings: HubSettings, epoch: int, started_at: datetime) ->
         started_at=started_at,
         command_rate=settings.command_rate_limit,
         command_burst=settings.command_burst,
+        default_turn_seconds=settings.default_turn_seconds,
     )
 
 

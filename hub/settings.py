@@ -45,6 +45,8 @@ class HubSettings(BaseSettings):
     games: tuple[str, ...] = ("main",)
     max_rounds: Annotated[int, Field(ge=1, le=99)] = 5
     """Rounds per game when ``start`` does not say."""
+    default_turn_seconds: Annotated[int, Field(ge=5, le=3600)] | None = None
+    """Seconds per turn (the turn clock) when ``start`` does not say; None: no clock."""
     max_payload_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = MAX_PAYLOAD_BYTES
     stats_interval: Annotated[float, Field(gt=0)] = 10.0
     broker: SecretStr | None = None

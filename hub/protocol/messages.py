@@ -217,6 +217,9 @@ class Snapshot(WireModel):
     """The turn clock's length, or null when the game runs without one."""
     turn_deadline: Timestamp | None = None
     """When the turn to move ends on its own (0 points), or null (no clock, paused, over)."""
+    turn_remaining_ms: Annotated[int, Field(ge=0)] | None = None
+    """While the game is paused with the clock on: what is left of the turn (resume restarts
+    it from there); null otherwise."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -239,6 +242,8 @@ class Event(WireModel):
     seat: Seat | None = None
     points: int | None = None
     max_rounds: int | None = None
+    turn_seconds: int | None = None
+    """``start`` only: the turn clock the game runs with (absent: none)."""
     status: GameStatus | None = None
     """The game's status after the command."""
 

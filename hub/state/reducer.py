@@ -2,6 +2,8 @@
 
 No clock, no I/O: the same inputs always give the same outcome, so the journal can be
 replayed to rebuild any state. A rejection is a value from ErrorCode and changes nothing.
+The turn clock is state too (``hub.state.turnclock``); the service only says when
+``TurnTimeout`` is due.
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ from hub.protocol import (
     Undo,
 )
 from hub.protocol.messages import Seat
-from hub.state.model import UNDO_DEPTH, Actor, GameState, Role, Round, SeatHolder
+from hub.state.model import (
+    UNDO_DEPTH,
+    Actor,
+    GameState,
+    Role,
+    Round,
+    SeatHolder,
+    StateCommand,
+    TurnTimeout,
+)
+from hub.state.turnclock import restart_clock, run_clock, stop_clock
 
 __all__ = ["Accepted", "Outcome", "Rejected", "apply"]
 
@@ -58,11 +70,12 @@ _ALLOWED_ROLES: dict[str, frozenset[Role]] = {
     "reset": frozenset({Role.OPERATOR, Role.DISPLAY}),
     "undo": frozenset({Role.OPERATOR}),
     "kick": frozenset({Role.OPERATOR}),
+    "turn_timeout": frozenset({Role.SERVICE}),
 }
 """Which roles may send each command at all; seat rules come on top."""
 
 
-def apply(state: GameState, command: Command, *, actor: Actor, now: datetime) -> Outcome:
+def apply(state: GameState, command: StateCommand, *, actor: Actor, now: datetime) -> Outcome:
     """Apply one command to one game."""
     if actor.role not in _ALLOWED_ROLES[command.type]:
         return Rejected(ErrorCode.FORBIDDEN, f"a {actor.role} may not send {command.type}")
@@ -79,19 +92,23 @@ def apply(state: GameState, command: Command, *, actor: Actor, now: datetime) ->
             command,
             actor=actor,
             now=now,
-            table=state.undo_stack[-1],
+            table=restart_clock(state.undo_stack[-1], now),
             stack=state.undo_stack[:-1],
         )
-    outcome = _RULES[type(command)](state.table, command, actor)
+    if isinstance(command, TurnTimeout):
+        outcome = _turn_timeout(state.table, command, now)
+    else:
+        outcome = _RULES[type(command)](state.table, command, actor)
     if isinstance(outcome, Rejected):
         return outcome
-    stack = (*state.undo_stack, state.table)[-UNDO_DEPTH:]
-    return _accept(state, command, actor=actor, now=now, table=outcome, stack=stack)
+    stack = (*state.undo_stack, stop_clock(state.table, now))[-UNDO_DEPTH:]
+    table = run_clock(state.table, outcome, now)
+    return _accept(state, command, actor=actor, now=now, table=table, stack=stack)
 
 
 def _accept(
     state: GameState,
-    command: Command,
+    command: StateCommand,
     *,
     actor: Actor,
     now: datetime,
@@ -113,8 +130,9 @@ def _accept(
         at=now,
         name=getattr(command, "name", None),
         seat=getattr(command, "seat", None),
-        points=getattr(command, "points", None),
+        points=0 if isinstance(command, TurnTimeout) else getattr(command, "points", None),
         max_rounds=table.max_rounds if isinstance(command, Start) else None,
+        turn_seconds=table.turn_seconds if isinstance(command, Start) else None,
         status=table.status,
     )
     return Accepted(state=new, event=event)
@@ -185,6 +203,7 @@ def _start(table: Round, command: Start, actor: Actor) -> Round | Rejected:
             "current_player_id": 1,
             "winner_id": None,
             "max_rounds": command.max_rounds or table.default_rounds,
+            "turn_seconds": command.turn_seconds,
         }
     )
 
@@ -197,8 +216,23 @@ def _end_turn(table: Round, command: End, actor: Actor) -> Round | Rejected:
         return seat
     if seat != table.current_player_id:
         return Rejected(ErrorCode.NOT_YOUR_TURN, f"it is seat {table.current_player_id}'s turn")
+    return _score_turn(table, seat, command.points)
+
+
+def _turn_timeout(table: Round, command: TurnTimeout, now: datetime) -> Round | Rejected:
+    """The hub ends the turn whose clock ran out, with 0 points."""
+    if table.status is not GameStatus.IN_PROGRESS or table.turn_deadline is None:
+        return Rejected(ErrorCode.WRONG_STATUS, "no turn clock is running")
+    if command.seat != table.current_player_id:
+        return Rejected(ErrorCode.NOT_YOUR_TURN, f"it is seat {table.current_player_id}'s turn")
+    if now < table.turn_deadline:
+        return Rejected(ErrorCode.WRONG_STATUS, "the turn clock has not run out yet")
+    return _score_turn(table, command.seat, 0)
+
+
+def _score_turn(table: Round, seat: Seat, points: int) -> Round:
     scores = list(table.scores)
-    scores[seat - 1] += command.points
+    scores[seat - 1] += points
     update: dict[str, object] = {"scores": (scores[0], scores[1])}
     if seat == 1:
         update["current_player_id"] = 2

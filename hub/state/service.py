@@ -4,6 +4,11 @@ A command flows: transport -> decode -> ``apply`` -> journal commit (durable) ->
 publish retained state, event, reply. Commands that arrive together are committed in
 one transaction (group commit); nothing is acknowledged before its commit, and a
 failed commit rolls the games back and answers ``storage_unavailable``.
+
+The turn clock: one timer per game, set for the deadline of the game's current state.
+When it fires, a ``TurnTimeout`` for that version joins the same queue as the commands
+and takes the same path (reducer, journal, publish); a timer left over from an older
+version is refused by the reducer as a version conflict and dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from hub.protocol import (
     Presence,
     Reply,
     Snapshot,
+    Start,
     Stats,
     Status,
     Topics,
@@ -41,9 +47,9 @@ from hub.protocol import (
 from hub.state.counters import CommandCounters
 from hub.state.errors import StorageUnavailableError
 from hub.state.latency import LatencyHistogram, LatencySummary
-from hub.state.model import Actor, GameState, Role
+from hub.state.model import HUB_ACTOR, Actor, GameState, Role, StateCommand, TurnTimeout
 from hub.state.recovery import replay
-from hub.state.reducer import Rejected, apply
+from hub.state.reducer import Accepted, Rejected, apply
 from hub.state.store import SNAPSHOT_EVERY, JournalEntry, Store
 from hub.state.view import snapshot
 from hub.transport import Inbound, Transport, TransportError
@@ -73,6 +79,20 @@ class ServiceOptions:
     command_rate: float = 20.0
     """Commands per second per client (0 = no limit)."""
     command_burst: int = 40
+    default_turn_seconds: int | None = None
+    """The turn clock of a ``start`` that does not say (None: no clock)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _TurnDue:
+    """A game's turn clock ran out (as the timer saw it) for the state at ``version``."""
+
+    game: str
+    version: int
+
+
+_RETRY_TIMEOUT_S = 1.0
+"""How soon a turn timeout the journal could not store is tried again."""
 
 
 @dataclass(slots=True)
@@ -112,7 +132,9 @@ class StateService:
         self._online: dict[str, bool] = {}
         self._counters = CommandCounters(options.games)
         self._extra_retained = extra_retained
-        self._queue: asyncio.Queue[Inbound | object] = asyncio.Queue()
+        self._queue: asyncio.Queue[Inbound | _TurnDue | object] = asyncio.Queue()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
         self.epoch = options.epoch
@@ -135,6 +157,8 @@ class StateService:
             asyncio.create_task(self._serve(), name="state-serve"),
             asyncio.create_task(self._stats_loop(), name="state-stats"),
         ]
+        for game in self._games:
+            self._set_timer(game)
         _LOGGER.info(
             "state service up: epoch %d, games %s", self.epoch, ", ".join(self._opts.games)
         )
@@ -147,6 +171,10 @@ class StateService:
         tb: TracebackType | None,
     ) -> None:
         pump, serve, stats = self._tasks
+        self._closing = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for task in (pump, stats):
             task.cancel()
         self._queue.put_nowait(_STOP)  # serve drains what arrived before, then stops
@@ -220,15 +248,15 @@ class StateService:
     async def _serve(self) -> None:
         while True:
             first = await self._queue.get()
-            batch: list[Inbound] = []
+            batch: list[Inbound | _TurnDue] = []
             stop = first is _STOP
-            if isinstance(first, Inbound):
+            if isinstance(first, Inbound | _TurnDue):
                 batch.append(first)
             while not stop and len(batch) < _BATCH_MAX and not self._queue.empty():
                 item = self._queue.get_nowait()
                 if item is _STOP:
                     stop = True
-                elif isinstance(item, Inbound):
+                elif isinstance(item, Inbound | _TurnDue):
                     batch.append(item)
             if batch:
                 try:
@@ -238,11 +266,16 @@ class StateService:
             if stop:
                 return
 
-    async def _process(self, messages: list[Inbound]) -> None:
+    async def _process(self, messages: list[Inbound | _TurnDue]) -> None:
         now = self._clock()
         batch = _Batch()
         commands: list[Inbound] = []
+        due: list[_TurnDue] = []
         for message in messages:
+            if isinstance(message, _TurnDue):
+                due.append(message)
+                self._turn_timeout(message, now, batch)
+                continue
             where = self._topics.parse_command(message.topic)
             if where is not None:
                 commands.append(message)
@@ -251,8 +284,11 @@ class StateService:
             client_id = self._topics.parse_presence(message.topic)
             if client_id is not None:
                 self._presence(message, client_id, now, batch)
+        stored = True
         if batch.entries:
-            await self._commit(batch)
+            stored = await self._commit(batch)
+        for game in {*batch.before, *(d.game for d in due)}:
+            self._set_timer(game, retry=not stored)
         for game in sorted(batch.dirty):
             await self._publish_state(game)
         for event in batch.events:
@@ -263,7 +299,8 @@ class StateService:
         for message in commands:
             self._latency.observe(done - message.received_at)
 
-    async def _commit(self, batch: _Batch) -> None:
+    async def _commit(self, batch: _Batch) -> bool:
+        """Store the batch's entries; False (and everything rolled back) if that failed."""
         snapshots = [
             self._games[game]
             for game, old in batch.before.items()
@@ -283,9 +320,10 @@ class StateService:
             ]
             for entry in batch.entries:
                 self._counters.rejected(entry.game, ErrorCode.STORAGE_UNAVAILABLE)
-            return
+            return False
         for entry in batch.entries:
             self._counters.accepted(entry.game)
+        return True
 
     @staticmethod
     def _unstored(reply: Reply) -> Reply:
@@ -348,6 +386,9 @@ class StateService:
                 rid=command.request_id,
             )
             return
+        if isinstance(command, Start) and command.turn_seconds is None:
+            # Journaled with the default filled in, so a replay does not depend on config.
+            command = command.model_copy(update={"turn_seconds": self._opts.default_turn_seconds})
         actor = Actor(client_id=where.client_id, role=self._role_of(where.client_id))
         outcome = apply(state, command, actor=actor, now=now)
         if isinstance(outcome, Rejected):
@@ -360,14 +401,29 @@ class StateService:
                 rid=command.request_id,
             )
             return
-        batch.before.setdefault(where.game, state)
-        batch.changed_before.setdefault(where.game, self._changed_at[where.game])
-        self._games[where.game] = outcome.state
-        self._changed_at[where.game] = now
-        batch.dirty.add(where.game)
+        self._accepted(batch, where.game, command, actor=actor, outcome=outcome, now=now)
+        batch.replies.append(
+            (where.client_id, Reply.accepted(command.request_id, outcome.state.version))
+        )
+
+    def _accepted(
+        self,
+        batch: _Batch,
+        game: str,
+        command: StateCommand,
+        *,
+        actor: Actor,
+        outcome: Accepted,
+        now: datetime,
+    ) -> None:
+        batch.before.setdefault(game, self._games[game])
+        batch.changed_before.setdefault(game, self._changed_at[game])
+        self._games[game] = outcome.state
+        self._changed_at[game] = now
+        batch.dirty.add(game)
         batch.entries.append(
             JournalEntry(
-                game=where.game,
+                game=game,
                 version=outcome.state.version,
                 epoch=self.epoch,
                 at=now,
@@ -377,9 +433,37 @@ class StateService:
             )
         )
         batch.events.append(outcome.event)
-        batch.replies.append(
-            (where.client_id, Reply.accepted(command.request_id, outcome.state.version))
+
+    # --- the turn clock ------------------------------------------------------------------
+    def _set_timer(self, game: str, *, retry: bool = False) -> None:
+        """(Re)arm the game's timer for the deadline of its current state, if any."""
+        old = self._timers.pop(game, None)
+        if old is not None:
+            old.cancel()
+        state = self._games[game]
+        deadline = state.table.turn_deadline
+        if deadline is None or self._closing:
+            return
+        delay = max(0.0, (deadline - self._clock()).total_seconds())
+        if retry:
+            delay = max(delay, _RETRY_TIMEOUT_S)
+        due = _TurnDue(game, state.version)
+        self._timers[game] = asyncio.get_running_loop().call_later(
+            delay, self._queue.put_nowait, due
         )
+
+    def _turn_timeout(self, due: _TurnDue, now: datetime, batch: _Batch) -> None:
+        state = self._games[due.game]
+        deadline = state.table.turn_deadline
+        if deadline is not None and now < deadline:
+            return  # the wall clock is behind the timer's: _process sets it again
+        command = TurnTimeout(expected_version=due.version, seat=state.table.current_player_id)
+        outcome = apply(state, command, actor=HUB_ACTOR, now=now)
+        if isinstance(outcome, Rejected):
+            _LOGGER.debug("stale turn timer for %s v%d: %s", due.game, due.version, outcome.code)
+            return
+        _LOGGER.info("%s: seat %d ran out of time", due.game, command.seat)
+        self._accepted(batch, due.game, command, actor=HUB_ACTOR, outcome=outcome, now=now)
 
     def _spoofed(
         self, message: Inbound, where: CommandTopic, batch: _Batch, request_id: str | None

@@ -26,15 +26,15 @@ from typing import Self
 
 from pydantic import TypeAdapter, ValidationError
 
-from hub.protocol import Command, Event
+from hub.protocol import Event
 from hub.state.errors import JournalCorruptError, StorageUnavailableError
-from hub.state.model import Actor, GameState, Role
+from hub.state.model import Actor, GameState, Role, StateCommand
 
 __all__ = ["SNAPSHOT_EVERY", "JournalEntry", "Store", "WalTail", "wal_tail"]
 
 _LOGGER = logging.getLogger(__name__)
 SNAPSHOT_EVERY = 100
-_COMMAND = TypeAdapter[Command](Command)
+_COMMAND = TypeAdapter[StateCommand](StateCommand)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
@@ -59,7 +59,7 @@ class JournalEntry:
     epoch: int
     at: datetime
     actor: Actor
-    command: Command
+    command: StateCommand
     event: Event
 
 

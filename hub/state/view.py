@@ -44,4 +44,7 @@ def snapshot(
         players=(views[0], views[1]),
         winner_id=table.winner_id,
         updated_at=updated_at or state.updated_at,
+        turn_seconds=table.turn_seconds,
+        turn_deadline=table.turn_deadline,
+        turn_remaining_ms=table.turn_remaining_ms,
     )

@@ -430,6 +430,7 @@ def test_snapshot_wire_shape() -> None:
         "updated_at": AT_WIRE,
         "turn_seconds": None,
         "turn_deadline": None,
+        "turn_remaining_ms": None,
     }
 
 

@@ -6,6 +6,9 @@ a command as JSON (mostly valid, sometimes not) that goes through the real codec
 the command that moves the game on (join, start, the turn of the seat to move, resume), so
 that sequences reach the late states too. After every step the invariants must hold; at the
 end, replaying the accepted commands rebuilds exactly the final state.
+
+Games start with or without a turn clock; before a step the hub may end a turn whose
+clock ran out (as the service's timer does), or send a timeout for a stale version.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ from hub.protocol import (
     decode_model,
     encode,
 )
-from hub.state.model import UNDO_DEPTH, Actor, GameState, Role
+from hub.state.model import HUB_ACTOR, UNDO_DEPTH, Actor, GameState, Role, TurnTimeout
 from hub.state.recovery import replay
-from hub.state.reducer import Accepted, apply
+from hub.state.reducer import Accepted, Rejected, apply
 from hub.state.store import JournalEntry, Store
+from hub.state.turnclock import restart_clock, stop_clock
 from hub.state.view import snapshot
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -89,6 +93,9 @@ _points: st.SearchStrategy[Any] = st.one_of(
 _rounds: st.SearchStrategy[Any] = st.one_of(
     st.none(), st.integers(1, 3), st.integers(1, 3), st.sampled_from([0, 100, "2", 99])
 )
+_turn_seconds: st.SearchStrategy[Any] = st.one_of(
+    st.none(), st.integers(5, 12), st.integers(5, 12), st.sampled_from([4, 3601, "5", 5.0])
+)
 
 
 def _omit_none(**fields: Any) -> dict[str, Any]:
@@ -100,7 +107,11 @@ _commands: st.SearchStrategy[dict[str, Any]] = st.one_of(
     st.builds(lambda n, s: _omit_none(type="join", name=n, seat=s), _valid_names, _seats),
     st.just({"type": "leave"}),
     st.builds(lambda n: {"type": "rename", "name": n}, _names),
-    st.builds(lambda r: _omit_none(type="start", max_rounds=r), _rounds),
+    st.builds(
+        lambda r, t: _omit_none(type="start", max_rounds=r, turn_seconds=t),
+        _rounds,
+        _turn_seconds,
+    ),
     st.builds(lambda p: {"type": "end_turn", "points": p}, _points),
     st.builds(lambda p: {"type": "end_turn", "points": p}, _points),
     st.builds(lambda p: {"type": "end_turn", "points": p}, _points),
@@ -124,6 +135,9 @@ class Step:
     after_ms: int
     points: int
     auto: bool
+    hub: str | None
+    """Before the command: "due" (the hub ends a turn whose clock ran out), "stale" (a
+    timeout for the previous version), or nothing."""
 
 
 _steps = st.builds(
@@ -134,6 +148,7 @@ _steps = st.builds(
     st.integers(0, 5000),
     st.integers(0, 4),
     st.booleans(),
+    st.sampled_from([None, "due", "due", "stale"]),
 )
 _games = st.tuples(st.integers(1, 3), st.lists(_steps, min_size=15, max_size=80))
 
@@ -148,6 +163,7 @@ class Run:
     entries: list[JournalEntry] = field(default_factory=list)
     codes: set[ErrorCode] = field(default_factory=set)
     statuses: set[GameStatus] = field(default_factory=set)
+    timeouts: int = 0
 
 
 def _actor(state: GameState, key: str) -> Actor:
@@ -168,7 +184,9 @@ def _auto(state: GameState, step: Step) -> tuple[str, dict[str, Any]]:
         return free[step.points % len(free)], {"type": "join", "name": f"Player {step.points}"}
     if table.status is GameStatus.PAUSED:
         return "pi", {"type": "resume"}
-    return "op", {"type": "start"}
+    if step.points % 2:
+        return "op", {"type": "start"}
+    return "op", {"type": "start", "turn_seconds": 5 + step.points}
 
 
 def _payload(state: GameState, step: Step) -> bytes:
@@ -209,18 +227,65 @@ def check_invariants(state: GameState) -> None:
         a, b = table.scores
         assert table.winner_id == (1 if a > b else 2 if b > a else None)
         assert table.current_round == table.max_rounds
+    check_clock(state)
     view = snapshot(state, epoch=1, online={})  # validates the public shape as well
     assert decode_model(encode(view), Snapshot) == view
 
 
-def check_transition(before: GameState, command: Command, actor: Actor, after: GameState) -> None:
+def check_clock(state: GameState) -> None:
+    """A clock runs exactly while a clocked game is in progress, within one turn's time."""
+    table = state.table
+    running = table.status is GameStatus.IN_PROGRESS and table.turn_seconds is not None
+    stopped = table.status is GameStatus.PAUSED and table.turn_seconds is not None
+    assert (table.turn_deadline is not None) == running
+    assert (table.turn_remaining_ms is not None) == stopped
+    full = timedelta(seconds=table.turn_seconds or 0)
+    if table.turn_deadline is not None:
+        assert table.turn_deadline - state.updated_at <= full
+    if table.turn_remaining_ms is not None:
+        assert 0 <= table.turn_remaining_ms <= full // timedelta(milliseconds=1)
+    assert all(kept.turn_deadline is None for kept in state.undo_stack)
+
+
+def check_clock_transition(before: GameState, command: object, after: GameState) -> None:
+    """How the command moved the clock (the clock table tests hold the details)."""
+    old, new, now = before.table, after.table, after.updated_at
+    if isinstance(command, Undo) or new.turn_seconds is None:
+        return
+    full = timedelta(seconds=new.turn_seconds)
+    turn = (new.current_round, new.current_player_id)
+    if isinstance(command, Pause | Kick) and old.turn_deadline is not None:
+        left = max(timedelta(0), old.turn_deadline - now)
+        assert new.turn_remaining_ms == left // timedelta(milliseconds=1)
+    elif isinstance(command, Resume) and old.turn_remaining_ms is not None:
+        assert new.turn_deadline == now + timedelta(milliseconds=old.turn_remaining_ms)
+    elif new.status is GameStatus.IN_PROGRESS and (
+        isinstance(command, Start) or turn != (old.current_round, old.current_player_id)
+    ):
+        assert new.turn_deadline == now + full
+    elif new.status is GameStatus.IN_PROGRESS and old.status is GameStatus.IN_PROGRESS:
+        assert new.turn_deadline == old.turn_deadline
+
+
+def check_transition(before: GameState, command: object, actor: Actor, after: GameState) -> None:
     """What an accepted command did, per type (the reducer tables test the details)."""
     old, new = before.table, after.table
+    check_clock_transition(before, command, after)
     if isinstance(command, Undo):
-        assert new == before.undo_stack[-1]
+        assert new == restart_clock(before.undo_stack[-1], after.updated_at)
         assert after.undo_stack == before.undo_stack[:-1]
         return
-    assert after.undo_stack[-1] == old
+    assert after.undo_stack[-1] == stop_clock(old, after.updated_at)
+    if isinstance(command, TurnTimeout):
+        assert old.turn_deadline is not None
+        assert old.turn_deadline <= after.updated_at
+        assert new.scores == old.scores
+        assert new.seats == old.seats
+        assert (new.current_round, new.current_player_id) != (
+            old.current_round,
+            old.current_player_id,
+        ) or new.status is GameStatus.FINISHED
+        return
     if isinstance(command, End):
         seat = old.current_player_id
         assert old.seat_of(actor.client_id) == seat
@@ -252,12 +317,47 @@ def check_transition(before: GameState, command: Command, actor: Actor, after: G
         assert new.seats == old.seats
 
 
+def _hub_step(state: GameState, step: Step, now: datetime, run: Run) -> GameState:
+    """What the service's timer would do before the step's command (or a stale timer)."""
+    deadline = state.table.turn_deadline
+    if step.hub == "stale" and state.version > 0:
+        stale = TurnTimeout(expected_version=state.version - 1, seat=state.table.current_player_id)
+        outcome = apply(state, stale, actor=HUB_ACTOR, now=now)
+        assert isinstance(outcome, Rejected)
+        assert outcome.code is ErrorCode.VERSION_CONFLICT
+        run.codes.add(outcome.code)
+        return state
+    if step.hub != "due" or deadline is None or deadline > now:
+        return state
+    command = TurnTimeout(expected_version=state.version, seat=state.table.current_player_id)
+    outcome = apply(state, command, actor=HUB_ACTOR, now=now)
+    assert isinstance(outcome, Accepted), outcome
+    event = outcome.event
+    assert (event.type, event.by, event.points) == ("turn_timeout", "hub", 0)
+    check_transition(state, command, HUB_ACTOR, outcome.state)
+    run.entries.append(
+        JournalEntry(
+            game="main",
+            version=outcome.state.version,
+            epoch=1,
+            at=now,
+            actor=HUB_ACTOR,
+            command=command,
+            event=outcome.event,
+        )
+    )
+    run.timeouts += 1
+    check_invariants(outcome.state)
+    return outcome.state
+
+
 def play(max_rounds: int, steps: list[Step]) -> Run:
     state = GameState.new("main", max_rounds=max_rounds, now=T0)
     run = Run(initial=state, final=state)
     now = T0
     for drawn in steps:
         now += timedelta(milliseconds=drawn.after_ms)
+        state = _hub_step(state, drawn, now, run)
         before = state
         step = drawn
         if drawn.auto:  # the command that moves the game on
@@ -361,6 +461,10 @@ def test_the_generator_reaches_the_interesting_states() -> None:
         seen.update(code.value for code in run.codes)
         if run.final.table.status is GameStatus.FINISHED:
             seen.add(f"winner={run.final.table.winner_id}")
+        if run.timeouts:
+            seen.add("turn_timeout")
+        if run.final.table.turn_remaining_ms is not None:
+            seen.add("paused_clock")
 
     sample()
     wanted = {status.value for status in GameStatus} | {
@@ -377,5 +481,7 @@ def test_the_generator_reaches_the_interesting_states() -> None:
         "already_seated",
         "game_full",
         "seat_taken",
+        "turn_timeout",
+        "paused_clock",
     }
     assert wanted <= seen, wanted - seen
