@@ -58,6 +58,8 @@ system-deps:
 	command -v mosquitto_sub >/dev/null || missing="$$missing mosquitto-clients"; \
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	test -f /usr/share/consolefonts/Lat15-Fixed16.psf.gz || missing="$$missing console-setup-linux"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; $(APT) update -qq && $(APT) install -y -qq $$missing; \
 	  case "$$missing" in *" mosquitto"|*" mosquitto "*) \

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--broker", help="mqtt://USER:PASS@HOST:PORT of the hub's broker")
     parser.add_argument("--game", help="the game to show (default main)")
-    parser.add_argument("--join-url", help="the phones' join page (default http://HOST:8080/)")
+    parser.add_argument("--join-url", help="the phones' join page (default: the hub's link)")
     parser.add_argument("--cache", type=Path, help="cache file of the last known game")
     parser.add_argument("--gpio", choices=["auto", "mock", "none"], help="buttons and LEDs")
     parser.add_argument("--screen", help="auto, off, stdout or a tty device (/dev/tty1)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import time
 from contextlib import ExitStack, suppress
 
@@ -17,7 +19,7 @@ from hub.protocol import DecodeError
 from pi_node.cache import SnapshotCache
 from pi_node.hardware import ButtonAction, GpioHardware, Hardware, NoHardware
 from pi_node.link import Backoff, Link, LinkEvent, LinkOptions
-from pi_node.node import Node, NodeInput, Pressed, Tick
+from pi_node.node import Node, NodeInput, Pressed, Redraw, Tick
 from pi_node.screen import NoScreen, Screen, TerminalScreen, configured_target
 from pi_node.sdnotify import Notifier
 from pi_node.settings import PiNodeSettings
@@ -113,6 +115,9 @@ async def run(
             settings.broker_address,
             settings.identity,
         )
+        if threading.current_thread() is threading.main_thread():  # signals reach only it
+            loop.add_signal_handler(signal.SIGWINCH, put, Redraw())
+            stack.callback(loop.remove_signal_handler, signal.SIGWINCH)
         notify.ready(node.status_line)
         if on_node is not None:
             on_node.set_result(node)

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
+_STEADY_SESSION = 10.0
+"""Seconds a connection must last for the reconnect backoff to start over."""
 ONLINE = encode(Presence(state="online"))
 OFFLINE = encode(Presence(state="offline"))
 
@@ -226,6 +228,7 @@ class Link:
     def _run(self, client: paho.Client) -> None:
         attempt = 0
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
                 was_up = self._session(client)
             except OSError as exc:  # refused, unreachable, DNS, timeout
@@ -234,8 +237,9 @@ class Link:
             except Exception:  # a bug must not end the reconnecting
                 _LOGGER.exception("the MQTT link failed; reconnecting")
                 was_up = False
-            if was_up:
-                attempt = 0
+            if was_up and time.monotonic() - started >= _STEADY_SESSION:
+                attempt = 0  # a short session (another node taking our client id over, say)
+                # keeps backing off, so two nodes with one identity stop kicking every second
             if self._stopping.is_set():
                 break
             delay = self.options.backoff.delay(attempt)

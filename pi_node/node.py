@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 from hub.protocol import (
@@ -42,6 +43,7 @@ __all__ = [
     "NodeInput",
     "Outbox",
     "Pressed",
+    "Redraw",
     "Tick",
     "command_for",
     "turn_lights",
@@ -52,6 +54,11 @@ NOTICE_SECONDS = 8.0
 """How long a notice (a refused button press, say) stays on the screen."""
 REPLY_TIMEOUT = 5.0
 """A button press waits this long for its reply before another press is taken."""
+SHORT_SESSION = 20.0
+"""A connection the broker closes within this many seconds counts as a short one..."""
+TAKEOVER_WINDOW = 60.0
+"""...and two of them within this many seconds mean another node uses our identity (the
+broker closes the older connection of a client id when a new one logs in)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +70,15 @@ class Pressed:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time passed (expires notices and unanswered commands)."""
+    """Time passed (expires notices and unanswered commands, moves the turn clock)."""
 
 
-NodeInput = LinkEvent | Pressed | Tick
+@dataclass(frozen=True, slots=True)
+class Redraw:
+    """The terminal was resized (SIGWINCH): draw the screen again."""
+
+
+NodeInput = LinkEvent | Pressed | Tick | Redraw
 ButtonCommand = Start | Resume | Pause
 
 
@@ -142,13 +154,14 @@ class Node:
         identity: str,
         subs: Subscriptions,
         command_topic: str,
-        join_link: Callable[[str | None], str],
+        join_link: Callable[[str | None, str | None], str | None],
         outbox: Outbox,
         hardware: Hardware,
         screen: Screen,
         cache: SnapshotCache,
         notifier: Notifier,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._game = game
         self._identity = identity
@@ -161,12 +174,18 @@ class Node:
         self._cache = cache
         self._notifier = notifier
         self._clock = clock
-        self._view = TableView(game=game, join_url=join_link(None))
+        self._wall_clock = wall_clock
+        self._hub_join_url: str | None = None
+        self._view = TableView(
+            game=game, join_url=join_link(None, None), identity=identity, now=self._second()
+        )
         self._shown: TableView | None = None
         self._status_line = ""
         self._pending: _Pending | None = None
         self._notice_until = 0.0
         self._last_problem: str | None = None
+        self._up_since: float | None = None
+        self._short_drops: list[float] = []
 
     @property
     def view(self) -> TableView:
@@ -184,6 +203,8 @@ class Node:
             return "connected; waiting for the game state"
         if view.link is LinkState.REFUSED:
             return f"login refused: {view.link_detail}"
+        if view.link is LinkState.TAKEN_OVER:
+            return f"another pi-node is logged in as {self._identity}; backing off"
         cached = f"; showing cached v{snapshot.version}" if snapshot is not None else ""
         if view.link is LinkState.DOWN:
             return f"hub unreachable, retrying{cached}"
@@ -203,7 +224,7 @@ class Node:
                 snapshot=cached.snapshot,
                 live=False,
                 join_code=cached.join_code,
-                join_url=self._join_link(cached.join_code),
+                join_url=self._join_link(cached.join_code, None),
             )
         self._refresh()
 
@@ -219,6 +240,8 @@ class Node:
             self._on_refused(item)
         elif isinstance(item, Pressed):
             self._on_press(item.action)
+        elif isinstance(item, Redraw):
+            self._shown = None
         else:
             self._on_tick()
         self._refresh()
@@ -227,14 +250,36 @@ class Node:
     def _on_up(self) -> None:
         _LOGGER.info("connected to the broker as %s", self._identity)
         self._last_problem = None
+        self._up_since = self._clock()
         self._outbox.establish()
-        self._view = replace(self._view, link=LinkState.CONNECTED, link_detail=None, live=False)
+        link = LinkState.TAKEN_OVER if self._taken_over() else LinkState.CONNECTED
+        self._view = replace(self._view, link=link, link_detail=None, live=False)
+
+    def _taken_over(self) -> bool:
+        now = self._clock()
+        self._short_drops = [t for t in self._short_drops if now - t < TAKEOVER_WINDOW]
+        return len(self._short_drops) >= 2
 
     def _on_down(self, event: LinkDown) -> None:
         was = self._view.link
         if was is LinkState.REFUSED and not event.unreachable:
             return  # the broker closing a refused connection: still "refused"
-        if was is LinkState.CONNECTED:
+        up_since, self._up_since = self._up_since, None
+        if up_since is not None and self._clock() - up_since < SHORT_SESSION:
+            self._short_drops.append(self._clock())
+            if self._taken_over():
+                if was is not LinkState.TAKEN_OVER:
+                    _LOGGER.error(
+                        "the broker keeps closing the connection soon after login: another"
+                        " pi-node is logged in as %s (only one connection per user);"
+                        " backing off",
+                        self._identity,
+                    )
+                self._view = replace(
+                    self._view, link=LinkState.TAKEN_OVER, link_detail=event.reason, live=False
+                )
+                return
+        if was in (LinkState.CONNECTED, LinkState.TAKEN_OVER):
             _LOGGER.warning("lost the broker (%s); reconnecting", event.reason)
         elif event.reason != self._last_problem:
             _LOGGER.warning("cannot reach the broker (%s); retrying", event.reason)
@@ -273,7 +318,7 @@ class Node:
         elif isinstance(update, Reply):
             self._on_reply(update)
         elif isinstance(update, JoinCodeUpdate):
-            await self._on_join_code(update.code)
+            await self._on_join_code(update)
         else:
             _LOGGER.debug("ignoring a message on %s", message.topic)
 
@@ -281,7 +326,7 @@ class Node:
         old = self._view
         if old.snapshot != snapshot or not old.live:
             _LOGGER.info("%s", _describe(snapshot))
-        self._view = replace(old, snapshot=snapshot, live=True)
+        self._view = replace(old, snapshot=snapshot, live=True, now=self._second())
         await self._save()
 
     def _on_status(self, status: Status) -> None:
@@ -310,10 +355,13 @@ class Node:
             )
             self._notify_people(f"{pending.command} refused: {reply.error.message}")
 
-    async def _on_join_code(self, code: str | None) -> None:
+    async def _on_join_code(self, update: JoinCodeUpdate) -> None:
+        code = update.code
         if code != self._view.join_code:
             _LOGGER.info("join code %s", "set" if code is not None else "cleared")
-        self._view = replace(self._view, join_code=code, join_url=self._join_link(code))
+        self._hub_join_url = update.url
+        url = self._join_link(code, update.url)
+        self._view = replace(self._view, join_code=code, join_url=url)
         await self._save()
 
     async def _save(self) -> None:
@@ -351,8 +399,18 @@ class Node:
         _LOGGER.info("button %s: sent %s (request %s)", action, command.type, request_id)
         self._pending = _Pending(request_id, command.type, self._clock())
 
+    def _second(self) -> datetime:
+        return self._wall_clock().replace(microsecond=0)
+
     def _on_tick(self) -> None:
         now = self._clock()
+        snapshot = self._view.snapshot
+        if snapshot is not None and snapshot.turn_deadline is not None:
+            self._view = replace(self._view, now=self._second())  # the countdown moves
+        taken = self._view.link is LinkState.TAKEN_OVER
+        if taken and self._up_since is not None and not self._taken_over():
+            # connected, and nobody took the connection over for a while
+            self._view = replace(self._view, link=LinkState.CONNECTED)
         if self._view.notice is not None and now >= self._notice_until:
             self._view = replace(self._view, notice=None)
         pending = self._pending

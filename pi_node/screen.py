@@ -81,11 +81,7 @@ class TerminalScreen:
             console = Console()
         else:
             self._file = open(self.target, "w", encoding="utf-8")  # closed in __exit__
-            try:
-                size = os.get_terminal_size(self._file.fileno())
-                width, height = size.columns, size.lines
-            except OSError:  # not a terminal (a file, a pipe): a console's usual size
-                width, height = 80, 25
+            width, height = self._device_size()
             console = Console(file=self._file, force_terminal=True, width=width, height=height)
         self._live = Live(
             console=console,
@@ -97,9 +93,21 @@ class TerminalScreen:
         self._live.start()
         return self
 
+    def _device_size(self) -> tuple[int, int]:
+        assert self._file is not None
+        try:
+            size = os.get_terminal_size(self._file.fileno())
+        except OSError:  # not a terminal (a file, a pipe): a console's usual size
+            return 80, 25
+        return size.columns, size.lines
+
     def show(self, view: TableView) -> None:
-        if self._live is not None:
-            self._live.update(render(view), refresh=True)
+        """Draw ``view`` for the terminal's size now (it may have been resized)."""
+        if self._live is None:
+            return
+        if self._file is not None:  # a device: ask it (stdout's size rich asks itself)
+            self._live.console.size = self._device_size()
+        self._live.update(render(view), refresh=True)
 
     def __exit__(
         self,

@@ -106,7 +106,8 @@ class PiNodeSettings(BaseSettings):
     topic_root: str = "tablehub"
     game: str = "main"
     join_url: str | None = None
-    """The phones' join page; ``?game=&code=`` is added. Default ``http://BROKER_HOST:8080/``."""
+    """Overrides the join link the hub publishes: the phones' join page, ``?game=&code=``
+    is added. Default: none, the hub's link (``JoinCode.url``) is shown."""
     cache_path: Path = Path("var/pi-node-cache.json")
     """The last snapshot seen, shown (marked stale) when the hub is unreachable."""
     gpio: Literal["auto", "mock", "none"] = "auto"
@@ -200,10 +201,13 @@ class PiNodeSettings(BaseSettings):
     def topics(self) -> Topics:
         return Topics(self.topic_root)
 
-    def join_link(self, code: str | None) -> str:
-        """The URL the phones open: the join page with the game and, when known, the code."""
-        base = self.join_url or f"http://{self.broker_address.host}:8080/"
-        parts = urlsplit(base)
+    def join_link(self, code: str | None, from_hub: str | None = None) -> str | None:
+        """The URL the phones open: the hub's join link (``from_hub``), unless ``join_url``
+        overrides it (the join page with the game and, when known, the code); None while
+        neither is known."""
+        if self.join_url is None:
+            return from_hub
+        parts = urlsplit(self.join_url)
         keep = [(k, v) for k, v in _query_pairs(parts.query) if k not in ("game", "code")]
         query = [*keep, ("game", self.game)]
         if code is not None:

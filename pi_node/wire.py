@@ -39,6 +39,8 @@ class JoinCodeUpdate:
     """The code phones need to join; ``None`` when the hub has none (or cleared it)."""
 
     code: str | None
+    url: str | None = None
+    """The join link the hub computed (its ``public_url`` with the code), if it sent one."""
 
 
 def decode_join_code(payload: bytes) -> JoinCodeUpdate:
@@ -46,7 +48,8 @@ def decode_join_code(payload: bytes) -> JoinCodeUpdate:
     an empty (cleared) retained payload means there is no code."""
     if not payload.strip():
         return JoinCodeUpdate(None)
-    return JoinCodeUpdate(decode_model(payload, JoinCode).code)
+    join = decode_model(payload, JoinCode)
+    return JoinCodeUpdate(join.code, join.url)
 
 
 Update = Snapshot | Status | Event | Reply | JoinCodeUpdate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hub.protocol import Reply, Status, Topics, encode
 from pi_node.cache import SnapshotCache
 from pi_node.hardware import ButtonAction, FakeHardware, Light
 from pi_node.link import Inbound, LinkDown, LinkRefused, LinkUp
-from pi_node.node import REPLY_TIMEOUT, Node, NodeInput, Pressed, Tick
+from pi_node.node import REPLY_TIMEOUT, TAKEOVER_WINDOW, Node, NodeInput, Pressed, Redraw, Tick
 from pi_node.render import LinkState
 from pi_node.sdnotify import Notifier
 from pi_node.wire import Subscriptions
@@ -52,19 +53,21 @@ class Harness:
         self.hardware = FakeHardware()
         self.screen = RecordingScreen()
         self.clock = Clock()
+        self.wall = datetime(2026, 11, 24, 8, 9, 12, 345_000, tzinfo=UTC)
         self.cache = SnapshotCache(tmp_path / "cache.json")
         self.node = Node(
             game="main",
             identity="pi",
             subs=SUBS,
             command_topic=COMMANDS,
-            join_link=lambda code: f"http://hub/?game=main&code={code}",
+            join_link=lambda code, hub: hub or f"http://hub/?game=main&code={code}",
             outbox=self.outbox,
             hardware=self.hardware,
             screen=self.screen,
             cache=self.cache,
             notifier=Notifier(None),
             clock=self.clock,
+            wall_clock=lambda: self.wall,
         )
 
     def feed(self, *items: NodeInput) -> None:
@@ -138,6 +141,7 @@ def test_the_cache_is_shown_stale_at_start(harness: Harness, tmp_path: Path) -> 
     assert view.snapshot is not None
     assert view.snapshot.version == 5
     assert view.join_code == "4711"
+    assert view.join_url is not None
     assert view.join_url.endswith("code=4711")
     assert harness.hardware.lights == (Light.OFF, Light.OFF)
     assert harness.screen.view == view
@@ -215,3 +219,70 @@ def test_a_hub_restart_is_logged(harness: Harness, caplog: pytest.LogCaptureFixt
     harness.feed(Inbound(SUBS.status, encode(restarted), True))
     assert harness.node.view.epoch == 4
     assert "the hub restarted (epoch 3 -> 4)" in caplog.text
+
+
+# --- the screen's own inputs: the turn clock, resizes, the hub's join link, takeovers -----
+
+
+def test_the_countdown_moves_each_second_without_messages(harness: Harness) -> None:
+    harness.live(turn_seconds=30, turn_deadline="2026-11-24T08:09:40.000Z")
+    assert harness.node.view.now == datetime(2026, 11, 24, 8, 9, 12, tzinfo=UTC)
+    shown = harness.screen.shown
+    harness.wall += timedelta(seconds=1)
+    harness.feed(Tick())
+    assert harness.node.view.now == datetime(2026, 11, 24, 8, 9, 13, tzinfo=UTC)
+    assert harness.screen.shown == shown + 1
+    assert "0:27 left" in harness.screen.text()
+
+
+def test_without_a_clock_ticks_draw_nothing(harness: Harness) -> None:
+    harness.live()
+    shown = harness.screen.shown
+    harness.wall += timedelta(seconds=5)
+    harness.feed(Tick(), Tick())
+    assert harness.screen.shown == shown
+
+
+def test_a_resize_draws_again(harness: Harness) -> None:
+    harness.live()
+    shown = harness.screen.shown
+    harness.feed(Redraw())
+    assert harness.screen.shown == shown + 1
+
+
+def test_the_join_link_comes_from_the_hub(harness: Harness) -> None:
+    harness.live()
+    link = "http://192.168.1.20:8080/?game=main&code=4711"
+    payload = json.dumps({"game": "main", "code": "4711", "url": link}).encode()
+    harness.feed(Inbound(SUBS.join, payload, True))
+    assert (harness.node.view.join_code, harness.node.view.join_url) == ("4711", link)
+
+
+def test_two_nodes_with_one_identity_are_named_as_such(harness: Harness) -> None:
+    """The broker closes the older connection of a client id: short sessions, over and over."""
+    harness.live()
+    for _ in range(2):
+        harness.clock.now += 1.0
+        harness.feed(LinkDown("Unspecified error", unreachable=False))
+        harness.clock.now += 0.5
+        harness.feed(LinkUp())
+    view = harness.node.view
+    assert view.link is LinkState.TAKEN_OVER
+    assert "another pi-node is logged in as pi" in harness.screen.text()
+    assert "● connected" not in harness.screen.text()
+    assert harness.node.status_line == "another pi-node is logged in as pi; backing off"
+    # the other one went away: after a quiet while it is an ordinary connection again
+    harness.clock.now += TAKEOVER_WINDOW + 1
+    harness.feed(Tick())
+    assert harness.node.view.link is LinkState.CONNECTED
+
+
+def test_one_dropped_connection_is_not_a_takeover(harness: Harness) -> None:
+    harness.live()
+    harness.clock.now += 1.0
+    harness.feed(LinkDown("Unspecified error", unreachable=False), LinkUp())
+    assert harness.node.view.link is LinkState.CONNECTED
+    harness.clock.now += 100.0  # a long session later, another drop
+    harness.feed(LinkDown("Unspecified error", unreachable=False))
+    after: LinkState = harness.node.view.link
+    assert after is LinkState.DOWN

@@ -42,7 +42,7 @@ def test_garbage_is_logged_and_ignored(
     caplog.set_level("WARNING", logger="pi_node")
     with RunningNode(node_settings(broker.port, "anything", tmp_path)) as node:
         screen = node.screen
-        screen.wait_text("Alice's turn", "version 17", "hub online (epoch 3)")
+        screen.wait_text("ALICE'S TURN", "version 17", "hub online (epoch 3)")
 
         garbage = [
             (state, b"\xff\xfe not utf-8"),
@@ -67,7 +67,7 @@ def test_garbage_is_logged_and_ignored(
         assert "version 17" in screen.text()
         assert "hub online (epoch 3)" in screen.text()
         publisher.publish(state, encode(snapshot(version=18, current_player_id=2)), retain=True)
-        screen.wait_text("Bob's turn", "version 18")
+        screen.wait_text("BOB'S TURN", "version 18")
 
 
 def test_the_join_code_shows_in_the_join_url(
@@ -79,6 +79,6 @@ def test_the_join_code_shows_in_the_join_url(
         publisher.publish(
             join_topic(TOPICS, "main"), b'{"game": "main", "code": "4711"}', retain=True
         )
-        node.screen.wait_text("code 4711", "http://127.0.0.1:8080/?game=main&code=4711")
+        node.screen.wait_text("4 7 1 1", "http://127.0.0.1:8080/?game=main&code=4711")
         publisher.publish(join_topic(TOPICS, "main"), b"", retain=True)  # cleared
         node.screen.wait_text("no join code yet", absent=("4711",))

@@ -112,8 +112,9 @@ def test_username_and_password_may_come_apart_from_the_url(
 
 def test_join_link() -> None:
     settings = load_settings(broker=BROKER)
-    assert settings.join_link(None) == "http://hub.local:8080/?game=main"
-    assert settings.join_link("4711") == "http://hub.local:8080/?game=main&code=4711"
+    assert settings.join_link(None) is None  # not guessed from the broker's address
+    hub_link = "http://192.168.1.20:8080/?game=main&code=4711"
+    assert settings.join_link("4711", hub_link) == hub_link
     custom = load_settings(broker=BROKER, join_url="https://table.example/join?lang=de&game=x")
     assert custom.join_link("1") == "https://table.example/join?lang=de&game=main&code=1"
 

@@ -44,18 +44,18 @@ def test_screen_buttons_and_leds_follow_the_game(
 
             assert alice.send({"type": "join", "name": "Alice"})["ok"]
             assert bob.send({"type": "join", "name": "Bob"})["ok"]
-            text = screen.wait_text("Ready", "Alice", "Bob", absent=("○ away",))
+            text = screen.wait_text("Ready", "Alice", "Bob", absent=("x away",))
             assert text.count("● connected") == 2
             assert "http://127.0.0.1:8080/?game=main" in text
 
             # "start/next" on a game that has not started: start
             table.press_start()
-            text = screen.wait_text("Round 1 of 5", "Alice's turn")
+            text = screen.wait_text("round 1 of 5", "ALICE'S TURN")
             assert alice.state(min_version=3)["status"] == "in_progress"
             assert table.leds() == (True, False)
 
             assert alice.send({"type": "end_turn", "points": 4})["ok"]
-            screen.wait_text("Bob's turn")
+            screen.wait_text("BOB'S TURN")
             wait_until(lambda: table.leds() == (False, True), what="seat 2's LED")
 
             # "start/next" while in progress: nothing to send
@@ -70,12 +70,12 @@ def test_screen_buttons_and_leds_follow_the_game(
             # (a press waits for the reply to the one before: no double sends)
             wait_until(lambda: "pause accepted" in caplog.text, what="the reply to pause")
             table.press_start()
-            screen.wait_text("Round 1 of 5", "Bob's turn")
+            screen.wait_text("round 1 of 5", "BOB'S TURN")
             assert alice.state(min_version=6)["status"] == "in_progress"
 
             # a player disconnecting shows on the screen
             alice.drop()
-            screen.wait_text("○ away")
+            screen.wait_text("x away")
 
     commands = [(e["type"], e["by"]) for e in _history(data_dir)]
     assert commands == [
@@ -101,19 +101,19 @@ def test_rides_out_a_hub_restart_and_starts_from_the_cache(tmp_path: Path) -> No
             screen.wait_text("Alice", "hub online (epoch 1)", "version 1")
 
             hub.kill()
-            text = screen.wait_text("UNREACHABLE", "STALE")
+            text = screen.wait_text("UNREACHABLE", "NOT LIVE")
             assert "Alice" in text  # the last known game stays on the screen
 
             with HubProcess(data_dir, *fixed) as again, again.client("bob") as bob:
-                screen.wait_text("hub online (epoch 2)", "Alice", absent=("STALE",))
+                screen.wait_text("hub online (epoch 2)", "Alice", absent=("NOT LIVE",))
                 assert bob.send({"type": "join", "name": "Bob"})["ok"]
-                screen.wait_text("Bob", "version 2", absent=("STALE",))
+                screen.wait_text("Bob", "version 2", absent=("NOT LIVE",))
     # the hub is down now: a node started now shows the cached game, marked stale
     with RunningNode(settings) as node:
-        text = node.screen.wait_text("STALE", "Alice", "Bob", "version 2")
+        text = node.screen.wait_text("NOT LIVE", "Alice", "Bob", "version 2")
         assert "hub UNREACHABLE" in text or "connecting" in text
         with HubProcess(data_dir, *fixed):
-            node.screen.wait_text("hub online (epoch 3)", "Alice", "Bob", absent=("STALE",))
+            node.screen.wait_text("hub online (epoch 3)", "Alice", "Bob", absent=("NOT LIVE",))
 
 
 def test_button_presses_while_the_hub_is_away_are_not_sent(
@@ -138,3 +138,17 @@ def test_presence_is_online_while_the_node_runs(tmp_path: Path) -> None:
                 watcher.wait_for(lambda m: m.json() == {"state": "online"})
                 mark = len(watcher.messages)
             watcher.wait_for(lambda m: m.json() == {"state": "offline"}, after=mark)
+
+
+def test_two_nodes_logged_in_as_one_user_say_so(tmp_path: Path) -> None:
+    """The hub closes the older connection of a client id each time the other logs in."""
+    data_dir = tmp_path / "var"
+    with HubProcess(data_dir) as hub:
+        password = add_display_user(data_dir)
+        first = node_settings(hub.mqtt_port, password, tmp_path / "a")
+        second = node_settings(hub.mqtt_port, password, tmp_path / "b")
+        with RunningNode(first) as one, RunningNode(second) as two:
+            shown = "another pi-node is logged in as pi"
+            one.screen.wait_text(shown, timeout=30)
+            two.screen.wait_text(shown, timeout=30)
+            assert "Unspecified error" not in one.screen.text()
