@@ -59,6 +59,7 @@ system-deps:
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	command -v zbarimg >/dev/null || missing="$$missing zbar-tools"; \
 	test -f /usr/share/consolefonts/Lat15-Fixed16.psf.gz || missing="$$missing console-setup-linux"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; $(APT) update -qq && $(APT) install -y -qq $$missing; \
