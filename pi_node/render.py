@@ -13,6 +13,7 @@ nothing from the wire reaches the terminal unfiltered (``printable``).
 from __future__ import annotations
 
 import io
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +49,8 @@ QR_QUIET_ZONE = 4
 MIN_LEFT = 40
 """The game's column is at least this wide beside the QR code."""
 TURN_MARK, CONNECTED_MARK, DOT = "▶", "●", "·"
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+"""Whole CSI and OSC sequences (their printable tails are dropped with the ESC)."""
 
 
 class LinkState(StrEnum):
@@ -100,7 +103,7 @@ def printable(text: str, *, limit: int = 200) -> str:
     """``text`` safe to draw on a terminal: no control or format characters (escape
     sequences, bidi overrides), characters a console font lacks as ``?``, at most ``limit``."""
     out = []
-    for char in text[:limit]:
+    for char in _ESCAPES.sub("", text[:limit]):
         category = unicodedata.category(char)
         if category[0] in "CZ" and char != " ":
             out.append(" " if category[0] == "Z" else "")

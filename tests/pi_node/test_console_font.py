@@ -144,6 +144,10 @@ def test_the_glyphs_beyond_latin_1_are_in_every_font() -> None:
         assert all(chr(code) in have for code in range(0x20, 0x7F)), font
 
 
+def test_escape_sequences_are_dropped_whole() -> None:
+    assert printable("\x1b[2J\x1b[1;31mEve\x1b]0;title\x07!") == "Eve!"
+
+
 def test_names_are_reduced_to_what_the_console_can_draw() -> None:
     assert printable("Zoë 😀") == "Zoë ?"
     assert printable("Ελένη") == "?????"
