@@ -26,6 +26,7 @@ from hub.clock import utc_now
 from hub.files import write_atomic
 from hub.link import MqttTransport
 from hub.protocol import JoinCode, Status, encode
+from hub.public_url import JoinLinks
 from hub.settings import HubSettings
 from hub.state.service import RoleOf, ServiceOptions, StateService
 from hub.state.store import Store
@@ -167,15 +168,16 @@ async def _link(
 
 
 def _join_topics(
-    settings: HubSettings, codes: JoinCodeStore
+    settings: HubSettings, codes: JoinCodeStore, links: JoinLinks
 ) -> Callable[[], Iterable[tuple[str, bytes]]]:
-    """The retained join code of every game, for the state service to publish."""
+    """The retained join code and link of every game, for the state service to publish."""
+
+    def join_message(game: str) -> bytes:
+        code = codes.code(game)
+        return encode(JoinCode(game=game, code=code, url=links.url(game, code)))
 
     def join_topics() -> list[tuple[str, bytes]]:
-        return [
-            (settings.topics.game_join(game), encode(JoinCode(game=game, code=codes.code(game))))
-            for game in settings.games
-        ]
+        return [(settings.topics.game_join(game), join_message(game)) for game in settings.games]
 
     return join_topics
 
@@ -197,6 +199,7 @@ async def serve(settings: HubSettings) -> None:
         epoch, started_at = store.next_epoch(), utc_now()
         sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
         join_codes = JoinCodeStore(settings.data_dir, digits=settings.join_code_digits)
+        links = JoinLinks(settings.public_url, settings.bind)
         link = await _link(
             stack, settings, users=users, sessions=sessions, epoch=epoch, started_at=started_at
         )
@@ -205,7 +208,7 @@ async def serve(settings: HubSettings) -> None:
             store,
             _service_options(settings, epoch, started_at),
             role_resolver(users),
-            extra_retained=_join_topics(settings, join_codes),
+            extra_retained=_join_topics(settings, join_codes, links),
         )
         await stack.enter_async_context(service)
 
@@ -222,6 +225,7 @@ async def serve(settings: HubSettings) -> None:
             sessions=sessions,
             join_codes=join_codes,
             rotate_join_code=rotate_join_code,
+            join_links=links,
             snapshots=service,
             history=JournalHistory(settings.data_dir),
             metrics=ServiceMetrics(service, sessions, settings.data_dir, link.clients_by_role),
@@ -232,6 +236,8 @@ async def serve(settings: HubSettings) -> None:
         http = await stack.enter_async_context(
             HttpServer(create_app(bridge), settings.bind, settings.http_port)
         )
+        links.start(http.port)
+        await service.publish_extra()  # the join links, now that the HTTP port is known
         ready = {
             "mqtt": f"{link.host}:{link.port}",
             "http": f"{settings.bind}:{http.port}",

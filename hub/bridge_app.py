@@ -22,6 +22,7 @@ from hub.auth import JoinCodeStore, SessionStore, UserStore
 from hub.link import MqttTransport
 from hub.protocol import DecodeError, JoinCode, Snapshot, Stats, Status, decode_model, encode
 from hub.protocol.broker_url import BrokerUrl
+from hub.public_url import JoinLinks
 from hub.settings import HubSettings
 from hub.transport import TransportError
 from hub.web import MIN_FREE_DISK, JournalHistory, stats_metrics
@@ -79,6 +80,7 @@ async def serve_bridge(settings: HubSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     view = RetainedView(settings)
     join_codes = JoinCodeStore(settings.data_dir, digits=settings.join_code_digits)
+    links = JoinLinks(settings.public_url, settings.bind)
     async with AsyncExitStack() as stack:
         sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
         link = await stack.enter_async_context(
@@ -95,7 +97,7 @@ async def serve_bridge(settings: HubSettings) -> None:
 
         async def rotate_join_code(game: str) -> str:
             code = await asyncio.to_thread(join_codes.rotate, game)
-            message = encode(JoinCode(game=game, code=code))
+            message = encode(JoinCode(game=game, code=code, url=links.url(game, code)))
             try:
                 await link.publish(settings.topics.game_join(game), message, retain=True)
             except TransportError as exc:
@@ -121,6 +123,7 @@ async def serve_bridge(settings: HubSettings) -> None:
             sessions=sessions,
             join_codes=join_codes,
             rotate_join_code=rotate_join_code,
+            join_links=links,
             snapshots=view,
             history=JournalHistory(settings.data_dir),
             metrics=view,
@@ -131,6 +134,7 @@ async def serve_bridge(settings: HubSettings) -> None:
         http = await stack.enter_async_context(
             HttpServer(create_app(bridge), settings.bind, settings.http_port)
         )
+        links.start(http.port)
         print(
             f"tablehub web-bridge ready http={settings.bind}:{http.port} broker={url}", flush=True
         )

@@ -23,6 +23,7 @@ from hub.state.view import snapshot
 __all__ = ["main", "web_bridge_main"]
 
 _LOGGER = logging.getLogger("hub")
+_PUBLIC_URL_HELP = "the address phones open, http://HOST:PORT (default: this machine's LAN address)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--mqtt-port", type=int, help="MQTT port (default 1883, 0 = any free)")
     serve.add_argument("--http-port", type=int, help="HTTP port (default 8080, 0 = any free)")
     serve.add_argument("--topic-root", help="topic root R (default tablehub)")
+    serve.add_argument("--public-url", help=_PUBLIC_URL_HELP)
     serve.add_argument(
         "--broker", help="use an external broker, mqtt://USER:PASS@HOST:PORT (default: embedded)"
     )
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     bridge.add_argument("--bind", help="listen address (default 0.0.0.0)")
     bridge.add_argument("--http-port", type=int, help="HTTP port (default 8080, 0 = any free)")
     bridge.add_argument("--topic-root", help="topic root R (default tablehub)")
+    bridge.add_argument("--public-url", help=_PUBLIC_URL_HELP)
     bridge.add_argument(
         "--broker", required=True, help="the hub's broker, mqtt://USER:PASS@HOST:PORT"
     )
@@ -166,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bind": args.bind,
             "mqtt_port": args.mqtt_port,
             "http_port": args.http_port,
+            "public_url": args.public_url,
             "topic_root": args.topic_root,
             "broker": args.broker,
             "command_rate_limit": args.command_rate_limit,
@@ -174,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides |= {
             "bind": args.bind,
             "http_port": args.http_port,
+            "public_url": args.public_url,
             "topic_root": args.topic_root,
             "broker": args.broker,
         }

@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from hub.protocol import MAX_PAYLOAD_BYTES, Topics, valid_game_name
 from hub.protocol.broker_url import BrokerUrl, parse_broker_url
+from hub.public_url import validate_public_url
 
 __all__ = ["DEFAULT_CONFIG_FILE", "HubSettings", "SettingsError", "load_settings"]
 
@@ -41,6 +42,9 @@ class HubSettings(BaseSettings):
     bind: str = "0.0.0.0"  # noqa: S104 - phones and the Pi join over the LAN
     mqtt_port: Port = 1883
     http_port: Port = 8080
+    public_url: str | None = None
+    """The address phones open (``http://192.168.1.20:8080``): join links and QR codes.
+    Unset: this machine's LAN address with the real HTTP port (never loopback)."""
     topic_root: str = "tablehub"
     games: tuple[str, ...] = ("main",)
     max_rounds: Annotated[int, Field(ge=1, le=99)] = 5
@@ -70,6 +74,11 @@ class HubSettings(BaseSettings):
     def _check_root(cls, value: str) -> str:
         Topics(value)  # raises ValueError with the reason
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        return None if value is None else validate_public_url(value)
 
     @field_validator("games")
     @classmethod

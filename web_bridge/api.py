@@ -48,11 +48,15 @@ class HubInfo(BaseModel):
     topic_root: str
     games: list[str]
     ws_path: str
+    public_url: str | None
+    """The address phones open (join links start with it)."""
 
 
 class JoinCodeResponse(BaseModel):
     game: str
     code: str
+    url: str | None
+    """The link a phone opens to join with this code (the QR code's content)."""
 
 
 class HistoryResponse(BaseModel):
@@ -97,7 +101,12 @@ def api_router(bridge: Bridge) -> APIRouter:
     @router.get("/info", response_model=HubInfo)
     async def info() -> HubInfo:
         """The topic root and games of this hub, and where MQTT over WebSocket is."""
-        return HubInfo(topic_root=bridge.topics.root, games=list(bridge.games), ws_path=WS_PATH)
+        return HubInfo(
+            topic_root=bridge.topics.root,
+            games=list(bridge.games),
+            ws_path=WS_PATH,
+            public_url=bridge.join_links.base,
+        )
 
     @router.post(
         "/sessions",
@@ -148,9 +157,8 @@ def api_router(bridge: Bridge) -> APIRouter:
     ) -> JoinCodeResponse:
         """The game's current join code (operators, HTTP Basic)."""
         known_game(game)
-        return JoinCodeResponse(
-            game=game, code=await asyncio.to_thread(bridge.join_codes.code, game)
-        )
+        code = await asyncio.to_thread(bridge.join_codes.code, game)
+        return JoinCodeResponse(game=game, code=code, url=bridge.join_links.url(game, code))
 
     @router.post("/games/{game}/join-code", response_model=JoinCodeResponse)
     async def rotate_join_code(
@@ -159,6 +167,6 @@ def api_router(bridge: Bridge) -> APIRouter:
         """Replace the game's join code (operators): sessions already given stay valid."""
         known_game(game)
         code = await bridge.rotate_join_code(game)
-        return JoinCodeResponse(game=game, code=code)
+        return JoinCodeResponse(game=game, code=code, url=bridge.join_links.url(game, code))
 
     return router

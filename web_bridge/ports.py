@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 from hub.auth import JoinCodeStore, SessionStore, UserStore
 from hub.protocol import Event, Snapshot, Topics
+from hub.public_url import JoinLinks
 
 __all__ = [
     "Bridge",
@@ -102,6 +103,8 @@ class Bridge:
     join_codes: JoinCodeStore
     rotate_join_code: Callable[[str], Awaitable[str]]
     """Rotate the game's join code and publish the new one; returns it."""
+    join_links: JoinLinks
+    """The public address phones open, and the join link of a code."""
     snapshots: SnapshotSource
     history: HistorySource
     metrics: MetricsSource
