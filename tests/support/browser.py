@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Browser, Page, Playwright
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "launch_chromium", "phone_page"]
+from tests.support.cli import REPO
+
+__all__ = ["AXE_SCRIPT", "CHROMIUM", "CHROMIUM_ARGS", "audit", "launch_chromium", "phone_page"]
 
 CHROMIUM = Path(os.environ.get("TABLEHUB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -22,6 +25,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 360, "height": 640}
+AXE_SCRIPT = REPO / "node_modules" / "axe-core" / "axe.min.js"
+"""axe-core from npm (package-lock.json), injected into the page under test."""
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 def launch_chromium(playwright: Playwright) -> Browser:
@@ -31,10 +37,21 @@ def launch_chromium(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-def phone_page(browser: Browser, errors: list[str], *, viewport: dict[str, int] = PHONE) -> Page:
+def phone_page(
+    browser: Browser,
+    errors: list[str],
+    *,
+    viewport: dict[str, int] = PHONE,
+    bypass_csp: bool = False,
+) -> Page:
     """A page in its own context (own localStorage, like a separate phone); script errors
-    and failed loads are collected in ``errors``."""
-    context = browser.new_context(viewport=viewport, device_scale_factor=1)  # type: ignore[arg-type]
+    and failed loads are collected in ``errors``. ``bypass_csp`` lets :func:`audit` inject
+    axe-core (the pages' CSP allows only their own scripts)."""
+    context = browser.new_context(
+        viewport=viewport,  # type: ignore[arg-type]
+        device_scale_factor=1,
+        bypass_csp=bypass_csp,
+    )
     page = context.new_page()
     page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
     page.on(
@@ -44,3 +61,27 @@ def phone_page(browser: Browser, errors: list[str], *, viewport: dict[str, int] 
         ),
     )
     return page
+
+
+def audit(page: Page) -> dict[str, Any]:
+    """Run axe-core (WCAG 2.1 A and AA rules) on the page as it is now: its violations by
+    rule id with impact and node count, and how many rules passed."""
+    if not AXE_SCRIPT.is_file():
+        msg = f"{AXE_SCRIPT} is missing: run `npm ci` (make assets)"
+        raise RuntimeError(msg)
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=AXE_SCRIPT)
+    result: dict[str, Any] = page.evaluate(
+        """async (tags) => {
+            const r = await axe.run(document, { runOnly: { type: "tag", values: tags } });
+            return {
+                passes: r.passes.length,
+                violations: r.violations.map((v) => ({
+                    id: v.id, impact: v.impact, nodes: v.nodes.length,
+                    targets: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+                })),
+            };
+        }""",
+        AXE_TAGS,
+    )
+    return result

@@ -2,7 +2,9 @@
 // The session (MQTT credentials from POST /api/sessions) is kept in localStorage, so a
 // reload, a sleeping phone or a lost Wi-Fi comes back to the same seat.
 
-import { Link, describeStatus, element, errorInWords, parseJson, topics } from "./tablehub.js";
+import {
+  Link, ServerClock, describeStatus, element, errorInWords, parseJson, resultInWords, runCountdown, topics,
+} from "./tablehub.js";
 
 const params = new URLSearchParams(location.search);
 const game = params.get("game") || "main";
@@ -15,6 +17,7 @@ let wire = null;
 let snapshot = null;
 let busy = false;
 let points = 0;
+const clock = new ServerClock();
 
 function loadSession() {
   try {
@@ -37,8 +40,9 @@ function showConnection(state) {
   const pill = $("connection");
   pill.textContent = words[state];
   pill.dataset.state = state;
+  pill.hidden = false;
   if (state === "refused") {
-    forgetSession("Your pass for this table has expired. Join again with the code shown at the table.");
+    forgetSession("Your pass for this table has expired. Join again with the code on the TV.");
   }
 }
 
@@ -53,7 +57,8 @@ function forgetSession(reason) {
   snapshot = null;
   localStorage.removeItem(storageKey);
   $("game").hidden = true;
-  $("join").hidden = false;
+  $("join-page").hidden = false;
+  $("connection").hidden = true;
   showError(reason);
 }
 
@@ -62,7 +67,7 @@ async function join(event) {
   const name = $("name").value.trim();
   const code = $("code").value.trim();
   if (!name) return showError("Enter your name.");
-  if (!code) return showError("Enter the join code shown at the table.");
+  if (!code) return showError("Enter the join code shown on the TV.");
   $("join-button").disabled = true;
   showError("");
   try {
@@ -73,12 +78,8 @@ async function join(event) {
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      const reasons = {
-        wrong_join_code: "That is not the code shown at the table.",
-        unknown_game: "This table does not run that game.",
-      };
       const detail = Array.isArray(body.detail) ? "Check your name (1–24 letters)." : null;
-      return showError(reasons[body.error?.code] ?? detail ?? body.error?.message ?? `The hub said ${response.status}.`);
+      return showError(body.error ? errorInWords(body.error) : detail ?? `The hub said ${response.status}.`);
     }
     session = { ...body, name };
     localStorage.setItem(storageKey, JSON.stringify(session));
@@ -91,9 +92,9 @@ async function join(event) {
 }
 
 function start() {
-  $("join").hidden = true;
+  $("join-page").hidden = true;
   $("game").hidden = false;
-  $("me").textContent = session.name;
+  $("me").textContent = `You: ${session.name}`;
   wire = topics(session.topic_root, session.game);
   link = new Link({
     wsPath: session.ws_path,
@@ -111,7 +112,13 @@ function receive(topic, payload) {
   const message = parseJson(payload);
   if (message === null) return;
   if (topic === wire.state) {
+    clock.observe(message);
+    const wasMyTurn = isMyTurn();
     snapshot = message;
+    if (!wasMyTurn && isMyTurn()) {
+      points = 0;
+      buzz();
+    }
     render();
   } else if (topic === wire.reply(session.client_id)) {
     link.settle(message);
@@ -139,16 +146,36 @@ function mySeat() {
   return snapshot?.players.find((player) => player.client_id === session.client_id) ?? null;
 }
 
+function isMyTurn() {
+  const seat = mySeat();
+  return snapshot?.status === "in_progress" && seat !== null && snapshot.current_player_id === seat.id;
+}
+
+// A short buzz when the turn comes to this phone (where the browser allows it: Chrome
+// needs a tap on the page first, Safari has no vibration at all).
+function buzz() {
+  try {
+    navigator.vibrate?.(200);
+  } catch {
+    // not allowed here: the headline and its colour still say it
+  }
+}
+
 function seatCard(player) {
   const toMove = snapshot.status === "in_progress" && snapshot.current_player_id === player.id;
   const empty = player.name === null;
   const mine = player.client_id === session.client_id;
+  const winner = snapshot.status === "finished" && snapshot.winner_id === player.id;
   const canSit = empty && !mySeat() && snapshot.status !== "in_progress";
+  const tags = [mine ? "you" : null, toMove ? "to move" : null, winner ? "winner" : null].filter(Boolean);
   return element(
     "section",
-    { class: "seat", "data-testid": `seat-${player.id}`, "data-to-move": toMove, "data-mine": mine },
-    element("div", { class: "seat-label" }, `Seat ${player.id}${mine ? " · you" : ""}`),
-    element("div", { class: "seat-name" }, empty ? "empty" : player.name),
+    {
+      class: "seat", "data-testid": `seat-${player.id}`, "data-to-move": toMove, "data-mine": mine,
+      "data-winner": winner, "aria-label": `Seat ${player.id}`,
+    },
+    element("div", { class: "seat-label" }, `Seat ${player.id}`, ...tags.map((tag) => element("span", { class: `tag tag-${tag.replace(" ", "-")}` }, tag))),
+    element("div", { class: "seat-name" }, empty ? "free" : player.name),
     element("div", { class: "score", "data-testid": `score-${player.id}` }, empty ? "–" : String(player.score)),
     empty
       ? null
@@ -156,32 +183,64 @@ function seatCard(player) {
     canSit
       ? element(
           "button",
-          { "data-testid": `sit-${player.id}`, disabled: busy, onclick: () => send("join", { name: session.name, seat: player.id }) },
+          { class: "sit", "data-testid": `sit-${player.id}`, disabled: busy, onclick: () => send("join", { name: session.name, seat: player.id }) },
           "Sit here",
         )
       : null,
   );
 }
 
+// −5 −1 [points] +1 +5, labelled, starting at 0 each turn.
 function pointsPicker() {
-  const shown = element("output", { class: "points", "data-testid": "points" }, String(points));
   const change = (delta) => {
     points = Math.max(0, Math.min(1000, points + delta));
     render();
   };
+  const step = (delta) =>
+    element(
+      "button",
+      {
+        class: "step", "data-testid": delta > 0 ? `plus-${delta}` : `minus-${-delta}`,
+        "aria-label": `${delta > 0 ? "add" : "take away"} ${Math.abs(delta)} point${Math.abs(delta) === 1 ? "" : "s"}`,
+        onclick: () => change(delta), disabled: busy || points + delta < 0,
+      },
+      `${delta > 0 ? "+" : "−"}${Math.abs(delta)}`,
+    );
   return element(
     "div",
-    { class: "picker" },
-    element("button", { class: "step", "aria-label": "one point less", onclick: () => change(-1), disabled: busy || points === 0 }, "−"),
-    shown,
-    element("button", { class: "step", "aria-label": "one point more", "data-testid": "plus", onclick: () => change(1), disabled: busy }, "+"),
-    element("button", { class: "step", "data-testid": "plus-5", onclick: () => change(5), disabled: busy }, "+5"),
+    { class: "picker", role: "group", "aria-labelledby": "points-label" },
+    element("div", { class: "picker-label", id: "points-label" }, "Points this turn (starts at 0)"),
+    element(
+      "div",
+      { class: "picker-row" },
+      step(-5),
+      step(-1),
+      element("output", { class: "points", "data-testid": "points", "aria-live": "polite" }, String(points)),
+      step(1),
+      step(5),
+    ),
   );
 }
 
+// Rarely used actions, away from the thumb: near the top of the screen.
+function auxiliary() {
+  const seat = mySeat();
+  const box = element("div", { class: "aux-row" });
+  const small = (label, type, testid) =>
+    element("button", { class: "small", "data-testid": testid, disabled: busy, onclick: () => send(type) }, label);
+  if (seat && snapshot.status === "in_progress") box.append(small("Pause game", "pause", "pause"));
+  if (seat && snapshot.status !== "in_progress") {
+    box.append(small("Give up my seat", "leave", "leave"));
+  }
+  return box;
+}
+
+// The primary action, at the bottom where the thumb is.
 function controls() {
   const seat = mySeat();
   const box = element("div", { class: "controls", "data-testid": "controls" });
+  const primary = (label, type, testid, args) =>
+    element("button", { class: "action", "data-testid": testid, disabled: busy, onclick: () => send(type, args) }, label);
   if (!seat) {
     const free = snapshot.players.some((player) => player.name === null);
     box.append(
@@ -191,38 +250,62 @@ function controls() {
     return box;
   }
   const bothSeated = snapshot.players.every((player) => player.name !== null);
-  const button = (label, type, testid, args, kind = "action") =>
-    element("button", { class: kind, "data-testid": testid, disabled: busy, onclick: () => send(type, args) }, label);
-  const secondary = (label, type, testid) => button(label, type, testid, undefined, "action secondary");
   switch (snapshot.status) {
     case "not_started":
     case "finished":
-      if (bothSeated) box.append(button(snapshot.status === "finished" ? "Play again" : "Start game", "start", "start"));
+      if (bothSeated) box.append(primary(snapshot.status === "finished" ? "Play again" : "Start game", "start", "start"));
       else box.append(element("p", { class: "hint" }, "Waiting for a second player…"));
-      box.append(secondary("Leave seat", "leave", "leave"));
       break;
     case "in_progress":
-      if (snapshot.current_player_id === seat.id) {
-        box.append(pointsPicker(), button(`End turn · ${points} point${points === 1 ? "" : "s"}`, "end_turn", "end-turn", { points }));
+      if (isMyTurn()) {
+        box.append(pointsPicker(), primary(`End turn · ${points} point${points === 1 ? "" : "s"}`, "end_turn", "end-turn", { points }));
       } else {
         const other = snapshot.players[snapshot.current_player_id - 1];
         box.append(element("p", { class: "hint" }, `Waiting for ${other.name}…`));
       }
-      box.append(secondary("Pause", "pause", "pause"));
       break;
     case "paused":
-      box.append(button("Resume", "resume", "resume"), secondary("Leave seat", "leave", "leave"));
+      box.append(primary("Resume", "resume", "resume"));
       break;
   }
   return box;
 }
 
+function headline() {
+  const seat = mySeat();
+  const round = `Round ${snapshot.current_round} of ${snapshot.max_rounds}`;
+  switch (snapshot.status) {
+    case "in_progress": {
+      const mover = snapshot.players[snapshot.current_player_id - 1];
+      if (isMyTurn()) return ["Your turn!", round, "mine"];
+      return [`${mover.name}'s turn`, round, "other"];
+    }
+    case "paused":
+      return ["Paused", round, "paused"];
+    case "finished":
+      if (seat && snapshot.winner_id === seat.id) {
+        const other = snapshot.players[2 - seat.id];
+        return ["You won!", `${seat.score}–${other.score}`, "won"];
+      }
+      return [resultInWords(snapshot), "Game over", "over"];
+    default:
+      return [describeStatus(snapshot), seat ? `Seat ${seat.id}` : "", "waiting"];
+  }
+}
+
 function render() {
   if (!snapshot) return;
-  $("status").textContent = describeStatus(snapshot);
+  const seat = mySeat();
+  const [title, detail, mood] = headline();
+  $("status").textContent = title;
   $("status").dataset.status = snapshot.status;
+  $("detail").textContent = detail;
+  $("headline").dataset.mood = mood;
+  $("me").textContent = seat ? `You: ${session.name}, seat ${seat.id}` : `You: ${session.name}, watching`;
   $("seats").replaceChildren(...snapshot.players.map(seatCard));
+  $("aux").replaceChildren(auxiliary());
   $("controls").replaceChildren(controls());
+  drawClock();
 }
 
 $("join").addEventListener("submit", join);
@@ -237,7 +320,8 @@ $("leave-table").addEventListener("click", async () => {
   forgetSession("");
 });
 $("code").value = params.get("code") ?? "";
-$("game-name").textContent = game;
+const drawClock = runCountdown($("clock"), () => snapshot, clock);
+clock.sync();
 session = loadSession();
 if (session) start();
-else $("join").hidden = false;
+else $("join-page").hidden = false;

@@ -35,8 +35,18 @@ const ERROR_WORDS = {
   storage_unavailable: "The hub cannot save right now; nothing changed. Try again soon.",
 };
 
+// Codes whose server reason says more than a fixed sentence could ("cannot leave while
+// the game is in progress"): the phone shows the hub's own words for these.
+const SERVER_REASONS = new Set(["wrong_status", "not_enough_players", "forbidden", "invalid_command"]);
+
 export function errorInWords(error) {
-  return ERROR_WORDS[error.code] ?? error.message ?? "The hub refused that.";
+  if (SERVER_REASONS.has(error.code) && error.message) return sentence(error.message);
+  return ERROR_WORDS[error.code] ?? (error.message ? sentence(error.message) : "The hub refused that.");
+}
+
+function sentence(text) {
+  const trimmed = text.trim();
+  return trimmed.charAt(0).toUpperCase() + trimmed.slice(1) + (/[.!?]$/.test(trimmed) ? "" : ".");
 }
 
 export function parseJson(bytes) {
@@ -186,6 +196,15 @@ export function element(tag, attributes = {}, ...children) {
   return node;
 }
 
+// The result in words, the winner's score first: "Alice wins 20–14", "A tie, 10–10".
+export function resultInWords(snapshot) {
+  const [p1, p2] = snapshot.players;
+  if (snapshot.winner_id === null) return `A tie, ${p1.score}–${p2.score}`;
+  const winner = snapshot.players[snapshot.winner_id - 1];
+  const loser = snapshot.players[2 - snapshot.winner_id];
+  return `${winner.name} wins ${winner.score}–${loser.score}`;
+}
+
 export function describeStatus(snapshot) {
   const [p1, p2] = snapshot.players;
   const mover = snapshot.players[snapshot.current_player_id - 1];
@@ -196,12 +215,77 @@ export function describeStatus(snapshot) {
       return `Round ${snapshot.current_round} of ${snapshot.max_rounds} · ${mover.name}'s turn`;
     case "paused":
       return `Paused · round ${snapshot.current_round} of ${snapshot.max_rounds}`;
-    case "finished": {
-      if (snapshot.winner_id === null) return `Finished · a tie, ${p1.score}–${p2.score}`;
-      const winner = snapshot.players[snapshot.winner_id - 1];
-      return `Finished · ${winner.name} wins, ${p1.score}–${p2.score}`;
-    }
+    case "finished":
+      return resultInWords(snapshot);
     default:
       return snapshot.status;
   }
+}
+
+// The hub's time, for the turn clock: local time minus an offset estimated from the HTTP
+// Date header (whole seconds) and tightened by every snapshot: it was made at or after its
+// `updated_at`, so (arrival − updated_at) is an upper bound of the offset.
+export class ServerClock {
+  constructor() {
+    this.offsetMs = null;
+  }
+
+  async sync() {
+    const sent = Date.now();
+    try {
+      const response = await fetch("/api/info", { cache: "no-store" });
+      const date = Date.parse(response.headers.get("Date") ?? "");
+      if (!Number.isNaN(date)) this.bound((sent + Date.now()) / 2 - (date + 500));
+      return await response.json();
+    } catch {
+      return null;
+    }
+  }
+
+  observe(snapshot) {
+    const made = Date.parse(snapshot.updated_at);
+    if (!Number.isNaN(made)) this.bound(Date.now() - made);
+  }
+
+  bound(offsetMs) {
+    if (this.offsetMs === null || offsetMs < this.offsetMs) this.offsetMs = offsetMs;
+  }
+
+  now() {
+    return Date.now() - (this.offsetMs ?? 0);
+  }
+}
+
+// Whole seconds left on the turn clock, or null when no clock runs (paused: what is left).
+export function secondsLeft(snapshot, clock) {
+  if (snapshot.status === "paused" && snapshot.turn_remaining_ms != null) {
+    return Math.ceil(snapshot.turn_remaining_ms / 1000);
+  }
+  if (snapshot.status !== "in_progress" || !snapshot.turn_deadline) return null;
+  return Math.max(0, Math.ceil((Date.parse(snapshot.turn_deadline) - clock.now()) / 1000));
+}
+
+export function clockInWords(seconds) {
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+// Redraw the countdown of `snapshot()` into `target` four times a second (nothing on the wire).
+export function runCountdown(target, snapshot, clock) {
+  const draw = () => {
+    const current = snapshot();
+    const seconds = current ? secondsLeft(current, clock) : null;
+    target.hidden = seconds === null;
+    if (seconds === null) return;
+    const text = clockInWords(seconds);
+    const key = `${current.status} ${seconds}`;
+    if (target.dataset.key !== key) {
+      target.textContent = current.status === "paused" ? `${text} left` : text;
+      target.dataset.key = key;
+      target.dataset.seconds = String(seconds);
+      target.dataset.low = String(seconds <= 5);
+    }
+  };
+  draw();
+  setInterval(draw, 250);
+  return draw;
 }

@@ -1,0 +1,257 @@
+"""An evening at the table, as a user sees it: two phones (360x640 and 430x932), a
+spectator and the TV (1920x1080, then 1280x720) play a whole game with a 6-second turn
+clock that runs out once. The QR code is decoded for real, axe-core audits each kind of
+screen, and every screen is saved at every stage under pytest's temp dir (``screens-*``,
+named ``NN-page-stage.png``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import zxingcpp
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect
+
+from tests.support.browser import audit, phone_page
+from tests.support.http import Http
+from tests.support.hub import HubProcess, password_of
+
+TURN_SECONDS = 6
+ROUNDS = 2
+TV = {"width": 1920, "height": 1080}
+SMALL_TV = {"width": 1280, "height": 720}
+SMALL_PHONE = {"width": 360, "height": 640}
+LARGE_PHONE = {"width": 430, "height": 932}
+WAIT_MS = 15_000
+SERIOUS = {"serious", "critical"}
+SCORE = "8\u20132"  # Alice's 3 + 5 first, Bob's 2 + 0, with an en dash
+FINAL = f"Alice wins {SCORE}"
+
+
+@pytest.fixture(scope="module")
+def table_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    env = {"HUB_MAX_ROUNDS": str(ROUNDS), "HUB_DEFAULT_TURN_SECONDS": str(TURN_SECONDS)}
+    with HubProcess(tmp_path_factory.mktemp("table") / "var", env=env) as running:
+        yield running
+
+
+class Screens:
+    """Numbered screenshots of each page at each stage, and axe-core's findings."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.names: list[str] = []
+        self.audits: dict[str, dict[str, Any]] = {}
+
+    def shot(self, page: Page, name: str) -> None:
+        path = self.folder / f"{len(self.names) + 1:02d}-{name}.png"
+        page.screenshot(path=path)
+        assert path.stat().st_size > 5_000, path
+        self.names.append(path.name)
+
+    def audit(self, page: Page, name: str) -> None:
+        result = audit(page)
+        self.audits[name] = result
+        bad = [v for v in result["violations"] if v["impact"] in SERIOUS]
+        contrast = [v for v in result["violations"] if v["id"] == "color-contrast"]
+        assert not bad, f"{name}: {bad}"
+        assert not contrast, f"{name}: {contrast}"
+
+
+def _url(hub: HubProcess, path: str) -> str:
+    return f"http://127.0.0.1:{hub.http_port}{path}"
+
+
+def _fits(page: Page, *, vertically: bool = False) -> None:
+    size = page.viewport_size
+    assert size is not None
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= size["width"], f"scrolls sideways at {size}"
+    if vertically:
+        height = page.evaluate("document.documentElement.scrollHeight")
+        assert height <= size["height"], f"scrolls down at {size}"
+
+
+def _join(page: Page, hub: HubProcess, name: str, code: str) -> None:
+    page.goto(_url(hub, f"/?game=main&code={code}"))
+    expect(page.get_by_test_id("code")).to_have_value(code)
+    page.get_by_test_id("name").fill(name)
+    page.get_by_test_id("join").click()
+    expect(page.get_by_test_id("connection")).to_have_text("connected", timeout=WAIT_MS)
+
+
+def _headline(page: Page, text: str) -> None:
+    expect(page.get_by_test_id("status")).to_have_text(text, timeout=WAIT_MS)
+
+
+def _qr_link(display: Page) -> str:
+    """The display's QR code as a phone camera reads it: pixels from a screenshot."""
+    png = display.get_by_test_id("qr").screenshot()
+    found = zxingcpp.read_barcodes(Image.open(BytesIO(png)).convert("L"))
+    assert len(found) == 1, "the QR code on the display does not decode"
+    return str(found[0].text)
+
+
+def _quiet_zone_modules(display: Page) -> float:
+    """Light modules left of the QR code's first dark module, measured on its pixels."""
+    return float(
+        display.evaluate(
+            """() => {
+                const img = document.querySelector("#qr img");
+                const canvas = document.createElement("canvas");
+                canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+                const g = canvas.getContext("2d"); g.drawImage(img, 0, 0);
+                const { data, width, height } = g.getImageData(0, 0, canvas.width, canvas.height);
+                let x = width;
+                for (let y = 0; y < height; y += 1) {
+                    for (let i = 0; i < x; i += 1) {
+                        if (data[4 * (y * width + i)] < 128) { x = i; break; }
+                    }
+                }
+                const module = img.naturalWidth / (Number(img.dataset.modules) + 8);
+                return x / module;
+            }"""
+        )
+    )
+
+
+def test_an_evening_two_phones_a_spectator_and_the_tv(
+    browser: Browser,
+    table_hub: HubProcess,
+    page_errors: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    hub = table_hub
+    screens = Screens(tmp_path_factory.mktemp("screens"))
+    code = Http(hub).join_code()
+    tv_password = password_of(hub, "tv", "display")
+
+    # The TV, as the README's kiosk command opens it.
+    tv = phone_page(browser, page_errors, viewport=TV, bypass_csp=True)
+    tv.goto(_url(hub, f"/display?game=main#user=tv&password={tv_password}"))
+    expect(tv.get_by_test_id("join-code")).to_have_text(code, timeout=WAIT_MS)
+    expect(tv.get_by_test_id("connection")).to_have_text("connected", timeout=WAIT_MS)
+    link = urlsplit(_qr_link(tv))
+    assert link.hostname is not None
+    assert link.hostname != "localhost"
+    if re.fullmatch(r"[0-9.]+|[0-9a-f:]+", link.hostname):
+        assert not ipaddress.ip_address(link.hostname).is_loopback, link
+    assert link.port == hub.http_port
+    assert (link.path, parse_qs(link.query)) == ("/", {"game": ["main"], "code": [code]})
+    assert _quiet_zone_modules(tv) == pytest.approx(4)
+    # The password stays out of the disk-backed storage and out of the address bar.
+    assert tv.evaluate("localStorage.length") == 0
+    assert "password" not in tv.url
+    screens.shot(tv, "tv-1080p-waiting")
+    screens.audit(tv, "tv waiting")
+
+    # Alice on a small phone: the join form.
+    alice = phone_page(browser, page_errors, viewport=SMALL_PHONE, bypass_csp=True)
+    alice.goto(_url(hub, f"/?game=main&code={code}"))
+    expect(alice.get_by_test_id("join-form")).to_be_visible()
+    expect(alice.get_by_test_id("connection")).to_be_hidden()
+    expect(alice.locator("#code-hint")).to_contain_text("on the TV")
+    screens.shot(alice, "alice-360x640-join-form")
+    screens.audit(alice, "phone join form")
+    _join(alice, hub, "Alice", code)
+    alice.get_by_test_id("sit-1").click()
+    expect(alice.get_by_test_id("me")).to_have_text("You: Alice, seat 1")
+
+    bob = phone_page(browser, page_errors, viewport=LARGE_PHONE)
+    _join(bob, hub, "Bob", code)
+    bob.get_by_test_id("sit-2").click()
+    expect(bob.get_by_test_id("seat-2")).to_have_attribute("data-mine", "true")
+    carol = phone_page(browser, page_errors, viewport=SMALL_PHONE)
+    _join(carol, hub, "Carol", code)
+    expect(carol.get_by_test_id("me")).to_have_text("You: Carol, watching")
+    _headline(tv, "Ready to start")
+    screens.shot(alice, "alice-360x640-seated")
+    screens.shot(tv, "tv-1080p-ready")
+
+    alice.get_by_test_id("start").click()
+    # Round 1: the turn is Alice's, unmistakably; the clock counts down on every screen.
+    _headline(alice, "Your turn!")
+    expect(alice.get_by_test_id("headline")).to_have_attribute("data-mood", "mine")
+    _headline(bob, "Alice's turn")
+    for page in (alice, bob, tv):
+        expect(page.get_by_test_id("clock")).to_have_text(re.compile(r"^0:0[0-6]$"))
+    end_turn = alice.get_by_test_id("end-turn").bounding_box()
+    pause = alice.get_by_test_id("pause").bounding_box()
+    assert end_turn is not None
+    assert pause is not None
+    assert end_turn["y"] > SMALL_PHONE["height"] / 2, "End turn is not where the thumb is"
+    assert end_turn["y"] + end_turn["height"] <= SMALL_PHONE["height"]
+    assert end_turn["y"] - (pause["y"] + pause["height"]) > 150, "Pause is next to End turn"
+    screens.shot(alice, "alice-360x640-your-turn")
+    screens.shot(bob, "bob-430x932-waiting")
+    screens.shot(tv, "tv-1080p-round-1")
+    screens.audit(alice, "phone in game")
+    screens.audit(tv, "tv in game")
+    for page in (alice, bob, carol):
+        _fits(page)
+
+    alice.get_by_test_id("plus-5").click()
+    alice.get_by_test_id("minus-1").click()
+    alice.get_by_test_id("minus-1").click()
+    expect(alice.get_by_test_id("points")).to_have_text("3")
+    alice.get_by_test_id("end-turn").click()
+    _headline(bob, "Your turn!")
+    bob.reload()  # same pass from localStorage, same seat, the retained state at once
+    _headline(bob, "Your turn!")
+    bob.get_by_test_id("plus-1").click()
+    bob.get_by_test_id("plus-1").click()
+    bob.get_by_test_id("end-turn").click()
+    # Round 2: Alice scores 5, then Bob's clock runs out.
+    _headline(alice, "Your turn!")
+    alice.get_by_test_id("plus-5").click()
+    alice.get_by_test_id("end-turn").click()
+    _headline(bob, "Your turn!")
+    screens.shot(bob, "bob-430x932-your-turn-clock-running")
+    screens.shot(tv, "tv-1080p-round-2")
+    _headline(bob, FINAL)  # the hub ended Bob's turn
+    _headline(alice, "You won!")
+    expect(alice.get_by_test_id("detail")).to_have_text(SCORE)
+    _headline(carol, FINAL)
+    _headline(tv, FINAL)
+    expect(tv.get_by_test_id("seat-1")).to_have_attribute("data-winner", "true")
+    expect(tv.get_by_test_id("seat-2")).to_have_attribute("data-winner", "false")
+    expect(tv.get_by_test_id("result")).to_have_text(f"Game over · {FINAL}")
+    expect(tv.get_by_test_id("latest")).to_have_text("Latest: Bob ran out of time: 0 points")
+    expect(alice.get_by_test_id("start")).to_have_text("Play again")
+    screens.shot(alice, "alice-360x640-won")
+    screens.shot(bob, "bob-430x932-lost")
+    screens.shot(carol, "carol-360x640-watching-game-over")
+    screens.shot(tv, "tv-1080p-game-over")
+    screens.audit(tv, "tv game over")
+    screens.audit(alice, "phone game over")
+    _fits(tv, vertically=True)
+
+    # A smaller TV takes over after the game (the same display user: one at a time), and
+    # shows the whole game from the history API.
+    tv.context.close()
+    small = phone_page(browser, page_errors, viewport=SMALL_TV)
+    small.goto(_url(hub, f"/display?game=main#user=tv&password={tv_password}"))
+    result = small.get_by_test_id("result")
+    expect(result).to_have_text(f"Game over · {FINAL}", timeout=WAIT_MS)
+    rows = small.get_by_test_id("moves").locator("tbody tr")
+    expect(rows.nth(0)).to_have_text(re.compile(r"^Round 1\s*3\s*2$"))
+    expect(rows.nth(1)).to_have_text(re.compile(r"^Round 2\s*5\s*0 time up$"))
+    expect(small.get_by_test_id("connection")).to_have_text("connected")
+    _fits(small, vertically=True)
+    screens.shot(small, "tv-720p-game-over-from-history")
+
+    history = Http(hub)("GET", "/api/games/main/history")[1]["events"]
+    timeouts = [e for e in history if e["type"] == "turn_timeout"]
+    assert [(e["by"], e["seat"], e["points"]) for e in timeouts] == [("hub", 2, 0)]
+    print(f"screenshots in {screens.folder}: {', '.join(screens.names)}")
+    for name, result in screens.audits.items():
+        found = [f"{v['id']} ({v['impact']}, {v['nodes']})" for v in result["violations"]]
+        print(f"axe {name}: {result['passes']} rules pass, violations: {found or 'none'}")
