@@ -73,7 +73,9 @@ class JoinLinks:
 
     def start(self, http_port: int) -> str:
         """Settle the base URL for the HTTP server listening on ``http_port``."""
-        if self._configured is None:
+        if self._configured is not None:
+            base = self._configured
+        else:
             host = lan_address(self._bind)
             if host is None:
                 host = f"{socket.gethostname()}.local"
@@ -84,13 +86,14 @@ class JoinLinks:
                 )
             elif ipaddress.ip_address(host).version == 6:
                 host = f"[{host}]"
-            self.base = f"http://{host}:{http_port}"
+            base = f"http://{host}:{http_port}"
             if self._bind.startswith("127.") or self._bind == "::1":
                 _LOGGER.warning(
-                    "the hub listens on %s only: phones cannot open %s", self._bind, self.base
+                    "the hub listens on %s only: phones cannot open %s", self._bind, base
                 )
-        _LOGGER.info("join link: %s/?game=GAME&code=CODE", self.base)
-        return self.base
+        self.base = base
+        _LOGGER.info("join link: %s/?game=GAME&code=CODE", base)
+        return base
 
     def url(self, game: str, code: str) -> str | None:
         return None if self.base is None else join_url(self.base, game, code)

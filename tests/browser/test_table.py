@@ -146,6 +146,7 @@ def test_an_evening_two_phones_a_spectator_and_the_tv(
         assert not ipaddress.ip_address(link.hostname).is_loopback, link
     assert link.port == hub.http_port
     assert (link.path, parse_qs(link.query)) == ("/", {"game": ["main"], "code": [code]})
+    assert Http(hub)("GET", "/api/info")[1]["public_url"] == f"http://{link.netloc}"
     assert _quiet_zone_modules(tv) == pytest.approx(4)
     # The password stays out of the disk-backed storage and out of the address bar.
     assert tv.evaluate("localStorage.length") == 0
@@ -252,6 +253,6 @@ def test_an_evening_two_phones_a_spectator_and_the_tv(
     timeouts = [e for e in history if e["type"] == "turn_timeout"]
     assert [(e["by"], e["seat"], e["points"]) for e in timeouts] == [("hub", 2, 0)]
     print(f"screenshots in {screens.folder}: {', '.join(screens.names)}")
-    for name, result in screens.audits.items():
-        found = [f"{v['id']} ({v['impact']}, {v['nodes']})" for v in result["violations"]]
-        print(f"axe {name}: {result['passes']} rules pass, violations: {found or 'none'}")
+    for name, audited in screens.audits.items():
+        found = [f"{v['id']} ({v['impact']}, {v['nodes']})" for v in audited["violations"]]
+        print(f"axe {name}: {audited['passes']} rules pass, violations: {found or 'none'}")
