@@ -107,5 +107,7 @@ def test_the_bridge_alone_serves_the_game_of_a_hub_on_mosquitto(
         message = tv.wait_for(
             lambda m: m.topic == TOPICS.game_join("main") and m.json()["code"] == rotated["code"]
         )
-        assert message.json() == {"game": "main", "code": rotated["code"]}
+        # The link names the bridge's own HTTP port: that is where phones go.
+        assert rotated["url"].endswith(f":{bridge.http_port}/?game=main&code={rotated['code']}")
+        assert message.json() == {"game": "main", "code": rotated["code"], "url": rotated["url"]}
         assert tv.state()["version"] == 1

@@ -119,6 +119,8 @@ def test_rotation_is_published_retained_to_displays_and_operators_only(
 ) -> None:
     topic = TOPICS.game_join("main")
     old = http.join_code()
+    base = http("GET", "/api/info")[1]["public_url"]  # the LAN address: see test_public_url
+    assert base == f"{base.rsplit(':', 1)[0]}:{hub.http_port}"
     with (
         hub.client("pi", role="display") as pi,
         hub.client("operator") as operator,
@@ -129,10 +131,12 @@ def test_rotation_is_published_retained_to_displays_and_operators_only(
         for client in (pi, operator):
             retained = client.on_topic(topic)
             assert retained.retain
-            assert retained.json() == {"game": "main", "code": old}
+            link = f"{base}/?game=main&code={old}"
+            assert retained.json() == {"game": "main", "code": old, "url": link}
         status, body = http("POST", "/api/games/main/join-code", auth=http.operator)
         assert status == 200
         new = body["code"]
+        assert body["url"] == f"{base}/?game=main&code={new}"
         assert new != old
         assert 4 <= len(new) <= 6
         assert new.isdigit()
