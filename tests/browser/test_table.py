@@ -101,7 +101,8 @@ def _qr_link(display: Page) -> str:
 
 
 def _quiet_zone_modules(display: Page) -> float:
-    """Light modules left of the QR code's first dark module, measured on its pixels."""
+    """Light modules left of the QR code, measured on its pixels: the module size from the
+    top-left finder pattern (7 modules wide)."""
     return float(
         display.evaluate(
             """() => {
@@ -110,14 +111,12 @@ def _quiet_zone_modules(display: Page) -> float:
                 canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
                 const g = canvas.getContext("2d"); g.drawImage(img, 0, 0);
                 const { data, width, height } = g.getImageData(0, 0, canvas.width, canvas.height);
-                let x = width;
-                for (let y = 0; y < height; y += 1) {
-                    for (let i = 0; i < x; i += 1) {
-                        if (data[4 * (y * width + i)] < 128) { x = i; break; }
-                    }
-                }
-                const module = img.naturalWidth / (Number(img.dataset.modules) + 8);
-                return x / module;
+                const dark = (x, y) => data[4 * (y * width + x)] < 128;
+                const darkRow = (y) => [...Array(width).keys()].some((x) => dark(x, y));
+                let y = 0; while (y < height && !darkRow(y)) y += 1;
+                let left = 0; while (!dark(left, y)) left += 1;
+                let right = left; while (dark(right, y)) right += 1;
+                return left / ((right - left) / 7);
             }"""
         )
     )
@@ -156,6 +155,8 @@ def test_an_evening_two_phones_a_spectator_and_the_tv(
 
     # Alice on a small phone: the join form.
     alice = phone_page(browser, page_errors, viewport=SMALL_PHONE, bypass_csp=True)
+    # Headless Chromium has no vibration motor: record what the page asks for instead.
+    alice.add_init_script("window.buzzes = []; navigator.vibrate = (p) => buzzes.push(p) > 0;")
     alice.goto(_url(hub, f"/?game=main&code={code}"))
     expect(alice.get_by_test_id("join-form")).to_be_visible()
     expect(alice.get_by_test_id("connection")).to_be_hidden()
@@ -181,6 +182,7 @@ def test_an_evening_two_phones_a_spectator_and_the_tv(
     # Round 1: the turn is Alice's, unmistakably; the clock counts down on every screen.
     _headline(alice, "Your turn!")
     expect(alice.get_by_test_id("headline")).to_have_attribute("data-mood", "mine")
+    assert alice.evaluate("buzzes") == [200]
     _headline(bob, "Alice's turn")
     for page in (alice, bob, tv):
         expect(page.get_by_test_id("clock")).to_have_text(re.compile(r"^0:0[0-6]$"))

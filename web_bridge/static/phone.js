@@ -154,6 +154,7 @@ function isMyTurn() {
 // A short buzz when the turn comes to this phone (where the browser allows it: Chrome
 // needs a tap on the page first, Safari has no vibration at all).
 function buzz() {
+  if (navigator.userActivation && !navigator.userActivation.hasBeenActive) return; // refused (and logged) anyway
   try {
     navigator.vibrate?.(200);
   } catch {
