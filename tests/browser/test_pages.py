@@ -12,24 +12,9 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import phone_page
+from tests.support.browser import WAIT_MS, join_table, page_url, phone_page
 from tests.support.http import Http
 from tests.support.hub import HubProcess
-
-WAIT_MS = 15_000
-
-
-def _url(hub: HubProcess, path: str = "/") -> str:
-    return f"http://127.0.0.1:{hub.http_port}{path}"
-
-
-def _join(page: Page, hub: HubProcess, name: str, code: str) -> None:
-    page.goto(_url(hub, f"/?game=main&code={code}"))
-    expect(page.get_by_test_id("code")).to_have_value(code)
-    page.get_by_test_id("name").fill(name)
-    page.get_by_test_id("join").click()
-    expect(page.get_by_test_id("connection")).to_have_text("connected", timeout=WAIT_MS)
-    expect(page.get_by_test_id("me")).to_have_text(f"You: {name}, watching")
 
 
 def _expect_status(page: Page, pattern: str) -> None:
@@ -43,7 +28,7 @@ def test_a_phone_rides_out_a_hub_crash_and_keeps_its_seat(
         ports = ("--mqtt-port", str(first.mqtt_port), "--http-port", str(first.http_port))
         code = Http(first).join_code()
         alice = phone_page(browser, page_errors)
-        _join(alice, first, "Alice", code)
+        join_table(alice, first, "Alice", code)
         alice.get_by_test_id("sit-1").click()
         expect(alice.get_by_test_id("seat-1")).to_have_attribute("data-mine", "true")
         first.kill()
@@ -64,7 +49,7 @@ def test_mistakes_are_explained_in_words(
     browser: Browser, hub: HubProcess, http: Http, page_errors: list[str]
 ) -> None:
     phone = phone_page(browser, page_errors)
-    phone.goto(_url(hub, "/?game=main"))
+    phone.goto(page_url(hub, "/?game=main"))
     phone.get_by_test_id("name").fill("Alice")
     phone.get_by_test_id("code").fill("000000" if http.join_code() != "000000" else "111111")
     phone.get_by_test_id("join").click()
@@ -96,7 +81,7 @@ def test_a_forged_session_is_refused_and_the_phone_asks_to_join_again(
     real = http.session("Alice")
     forged = {**real, "token": "forged-token-0123456789", "name": "Alice"}
     phone = phone_page(browser, page_errors)
-    phone.goto(_url(hub, "/?game=main"))
+    phone.goto(page_url(hub, "/?game=main"))
     phone.evaluate(
         "session => localStorage.setItem('tablehub.session.main', session)", json.dumps(forged)
     )

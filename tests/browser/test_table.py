@@ -20,7 +20,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import audit, phone_page
+from tests.support.browser import WAIT_MS, audit, join_table, page_url, phone_page
 from tests.support.http import Http
 from tests.support.hub import HubProcess, password_of
 
@@ -30,7 +30,6 @@ TV = {"width": 1920, "height": 1080}
 SMALL_TV = {"width": 1280, "height": 720}
 SMALL_PHONE = {"width": 360, "height": 640}
 LARGE_PHONE = {"width": 430, "height": 932}
-WAIT_MS = 15_000
 SERIOUS = {"serious", "critical"}
 SCORE = "8\u20132"  # Alice's 3 + 5 first, Bob's 2 + 0, with an en dash
 FINAL = f"Alice wins {SCORE}"
@@ -66,10 +65,6 @@ class Screens:
         assert not contrast, f"{name}: {contrast}"
 
 
-def _url(hub: HubProcess, path: str) -> str:
-    return f"http://127.0.0.1:{hub.http_port}{path}"
-
-
 def _fits(page: Page, *, vertically: bool = False) -> None:
     size = page.viewport_size
     assert size is not None
@@ -78,14 +73,6 @@ def _fits(page: Page, *, vertically: bool = False) -> None:
     if vertically:
         height = page.evaluate("document.documentElement.scrollHeight")
         assert height <= size["height"], f"scrolls down at {size}"
-
-
-def _join(page: Page, hub: HubProcess, name: str, code: str) -> None:
-    page.goto(_url(hub, f"/?game=main&code={code}"))
-    expect(page.get_by_test_id("code")).to_have_value(code)
-    page.get_by_test_id("name").fill(name)
-    page.get_by_test_id("join").click()
-    expect(page.get_by_test_id("connection")).to_have_text("connected", timeout=WAIT_MS)
 
 
 def _headline(page: Page, text: str) -> None:
@@ -135,7 +122,7 @@ def test_an_evening_two_phones_a_spectator_and_the_tv(
 
     # The TV, as the README's kiosk command opens it.
     tv = phone_page(browser, page_errors, viewport=TV, bypass_csp=True)
-    tv.goto(_url(hub, f"/display?game=main#user=tv&password={tv_password}"))
+    tv.goto(page_url(hub, f"/display?game=main#user=tv&password={tv_password}"))
     expect(tv.get_by_test_id("join-code")).to_have_text(code, timeout=WAIT_MS)
     expect(tv.get_by_test_id("connection")).to_have_text("connected", timeout=WAIT_MS)
     link = urlsplit(_qr_link(tv))
@@ -157,22 +144,22 @@ def test_an_evening_two_phones_a_spectator_and_the_tv(
     alice = phone_page(browser, page_errors, viewport=SMALL_PHONE, bypass_csp=True)
     # Headless Chromium has no vibration motor: record what the page asks for instead.
     alice.add_init_script("window.buzzes = []; navigator.vibrate = (p) => buzzes.push(p) > 0;")
-    alice.goto(_url(hub, f"/?game=main&code={code}"))
+    alice.goto(page_url(hub, f"/?game=main&code={code}"))
     expect(alice.get_by_test_id("join-form")).to_be_visible()
     expect(alice.get_by_test_id("connection")).to_be_hidden()
     expect(alice.locator("#code-hint")).to_contain_text("on the TV")
     screens.shot(alice, "alice-360x640-join-form")
     screens.audit(alice, "phone join form")
-    _join(alice, hub, "Alice", code)
+    join_table(alice, hub, "Alice", code)
     alice.get_by_test_id("sit-1").click()
     expect(alice.get_by_test_id("me")).to_have_text("You: Alice, seat 1")
 
     bob = phone_page(browser, page_errors, viewport=LARGE_PHONE)
-    _join(bob, hub, "Bob", code)
+    join_table(bob, hub, "Bob", code)
     bob.get_by_test_id("sit-2").click()
     expect(bob.get_by_test_id("seat-2")).to_have_attribute("data-mine", "true")
     carol = phone_page(browser, page_errors, viewport=SMALL_PHONE)
-    _join(carol, hub, "Carol", code)
+    join_table(carol, hub, "Carol", code)
     expect(carol.get_by_test_id("me")).to_have_text("You: Carol, watching")
     _headline(tv, "Ready to start")
     screens.shot(alice, "alice-360x640-seated")
@@ -241,7 +228,7 @@ def test_an_evening_two_phones_a_spectator_and_the_tv(
     # shows the whole game from the history API.
     tv.context.close()
     small = phone_page(browser, page_errors, viewport=SMALL_TV)
-    small.goto(_url(hub, f"/display?game=main#user=tv&password={tv_password}"))
+    small.goto(page_url(hub, f"/display?game=main#user=tv&password={tv_password}"))
     result = small.get_by_test_id("result")
     expect(result).to_have_text(f"Game over · {FINAL}", timeout=WAIT_MS)
     rows = small.get_by_test_id("moves").locator("tbody tr")

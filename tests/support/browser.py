@@ -6,11 +6,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
 
 from tests.support.cli import REPO
+from tests.support.hub import HubProcess
 
-__all__ = ["AXE_SCRIPT", "CHROMIUM", "CHROMIUM_ARGS", "audit", "launch_chromium", "phone_page"]
+__all__ = [
+    "AXE_SCRIPT",
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "WAIT_MS",
+    "audit",
+    "join_table",
+    "launch_chromium",
+    "page_url",
+    "phone_page",
+]
 
 CHROMIUM = Path(os.environ.get("TABLEHUB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -25,6 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 360, "height": 640}
+WAIT_MS = 15_000
+"""How long a page may take to show what the hub did (generous: the machine is shared)."""
 AXE_SCRIPT = REPO / "node_modules" / "axe-core" / "axe.min.js"
 """axe-core from npm (package-lock.json), injected into the page under test."""
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -85,3 +98,17 @@ def audit(page: Page) -> dict[str, Any]:
         AXE_TAGS,
     )
     return result
+
+
+def page_url(hub: HubProcess, path: str = "/") -> str:
+    return f"http://127.0.0.1:{hub.http_port}{path}"
+
+
+def join_table(page: Page, hub: HubProcess, name: str, code: str) -> None:
+    """Open the join link, give a name and join: connected, watching until seated."""
+    page.goto(page_url(hub, f"/?game=main&code={code}"))
+    expect(page.get_by_test_id("code")).to_have_value(code)
+    page.get_by_test_id("name").fill(name)
+    page.get_by_test_id("join").click()
+    expect(page.get_by_test_id("connection")).to_have_text("connected", timeout=WAIT_MS)
+    expect(page.get_by_test_id("me")).to_have_text(f"You: {name}, watching")
