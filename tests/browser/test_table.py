@@ -206,6 +206,16 @@ def test_an_evening_two_phones_a_spectator_and_the_tv(
     _headline(bob, "Your turn!")
     screens.shot(bob, "bob-430x932-your-turn-clock-running")
     screens.shot(tv, "tv-1080p-round-2")
+    # Bob pauses: the clock stands still, showing what is left; resume runs it on.
+    bob.get_by_test_id("pause").click()
+    _headline(bob, "Paused")
+    _headline(tv, "Paused · round 2 of 2")
+    for page in (bob, tv):
+        expect(page.get_by_test_id("clock")).to_have_text(re.compile(r"^0:0[1-6] left$"))
+    screens.shot(bob, "bob-430x932-paused")
+    screens.shot(tv, "tv-1080p-paused")
+    bob.get_by_test_id("resume").click()
+    _headline(bob, "Your turn!")
     _headline(bob, FINAL)  # the hub ended Bob's turn
     _headline(alice, "You won!")
     expect(alice.get_by_test_id("detail")).to_have_text(SCORE)
