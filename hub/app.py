@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hub import __version__
-from hub.auth import Acl, JoinCodeStore, LoginThrottle, Role, SessionStore, UserStore
+from hub.auth import Acl, JoinCodeStore, LoginGate, PasswordVerifier, Role, SessionStore, UserStore
 from hub.auth.passwords import new_password
 from hub.clock import utc_now
 from hub.files import write_atomic
@@ -30,7 +30,7 @@ from hub.settings import HubSettings
 from hub.state.service import RoleOf, ServiceOptions, StateService
 from hub.state.store import Store
 from hub.transport import Transport
-from hub.web import JournalHistory, ServiceMetrics, health_of
+from hub.web import JournalHistory, ServiceMetrics, health_of, login_checks
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, MqttGateway
 from web_bridge.proxy import TcpProxyGateway
@@ -119,6 +119,7 @@ async def _link(
     *,
     users: UserStore,
     sessions: SessionStore,
+    logins: tuple[LoginGate, PasswordVerifier],
     epoch: int,
     started_at: datetime,
 ) -> _Link:
@@ -142,7 +143,8 @@ async def _link(
         "hub.broker.auth.HubAuthPlugin": {
             "users": users,
             "acl": Acl(settings.topics),
-            "throttle": LoginThrottle(),
+            "gate": logins[0],
+            "verifier": logins[1],
             "sessions": sessions,
         }
     }
@@ -153,6 +155,8 @@ async def _link(
                 port=settings.mqtt_port,
                 auth=auth,
                 max_connections=settings.max_connections,
+                max_unauthenticated=settings.max_unauthenticated,
+                connect_timeout=settings.connect_timeout,
             )
         )
     )
@@ -196,9 +200,21 @@ async def serve(settings: HubSettings) -> None:
         store = stack.enter_context(Store(settings.data_dir))
         epoch, started_at = store.next_epoch(), utc_now()
         sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
-        join_codes = JoinCodeStore(settings.data_dir, digits=settings.join_code_digits)
+        join_codes = JoinCodeStore(
+            settings.data_dir,
+            digits=settings.join_code_digits,
+            rotate_after=settings.join_code_max_failures,
+        )
+        gate, verifier = login_checks(settings, users)
+        stack.enter_context(verifier)
         link = await _link(
-            stack, settings, users=users, sessions=sessions, epoch=epoch, started_at=started_at
+            stack,
+            settings,
+            users=users,
+            sessions=sessions,
+            logins=(gate, verifier),
+            epoch=epoch,
+            started_at=started_at,
         )
         service = StateService(
             link.transport,
@@ -211,14 +227,15 @@ async def serve(settings: HubSettings) -> None:
 
         async def rotate_join_code(game: str) -> str:
             code = await asyncio.to_thread(join_codes.rotate, game)
-            _LOGGER.info("join code of %s rotated", game)
+            _LOGGER.warning("join code of %s rotated", game)
             await service.publish_extra()
             return code
 
         bridge = Bridge(
             games=settings.games,
             topics=settings.topics,
-            users=users,
+            passwords=verifier,
+            logins=gate,
             sessions=sessions,
             join_codes=join_codes,
             rotate_join_code=rotate_join_code,
@@ -228,9 +245,16 @@ async def serve(settings: HubSettings) -> None:
             gateway=link.gateway,
             health=health_of(settings.data_dir, service, link.running),
             ws_max_connections=settings.ws_max_connections,
+            ws_max_unauthenticated=settings.ws_max_unauthenticated,
+            max_body_bytes=settings.max_body_bytes,
         )
         http = await stack.enter_async_context(
-            HttpServer(create_app(bridge), settings.bind, settings.http_port)
+            HttpServer(
+                create_app(bridge),
+                settings.bind,
+                settings.http_port,
+                trusted_proxies=settings.trusted_proxies,
+            )
         )
         ready = {
             "mqtt": f"{link.host}:{link.port}",

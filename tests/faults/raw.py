@@ -60,8 +60,11 @@ def connect_packet(
     return packet(0x10, header + payload)
 
 
-def open_socket(port: int, timeout: float = 5.0) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def open_socket(port: int, timeout: float = 5.0, *, source: str | None = None) -> socket.socket:
+    """A TCP connection to 127.0.0.1; ``source`` another loopback address (127.0.0.2...) to
+    come from, as a second machine would."""
+    address = None if source is None else (source, 0)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=address)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
