@@ -1,7 +1,7 @@
 """Attacks on authentication and the ACL: password guessing in a loop is slowed down (and
-the right password from another address is not), forged and expired session tokens are refused, no role reads
-another player's replies or commands, and no role publishes state, events, status, join
-codes or anyone's replies.
+the right password from another address is not), forged and expired session tokens are
+refused, no role reads another player's replies or commands, and no role publishes state,
+events, status, join codes or anyone's replies.
 """
 
 from __future__ import annotations
