@@ -112,7 +112,11 @@ def test_x_forwarded_for_is_ignored_unless_a_proxy_is_trusted(hub: RestartableHu
 @pytest.mark.timeout(90)
 def test_idle_websockets_do_not_lock_a_phone_out(tmp_path: Path) -> None:
     limit = 20
-    env = {"HUB_WS_MAX_CONNECTIONS": str(limit), "HUB_MAX_CONNECTIONS": str(limit)}
+    env = {
+        "HUB_WS_MAX_CONNECTIONS": str(limit),
+        "HUB_MAX_CONNECTIONS": str(limit),
+        "HUB_CONNECT_TIMEOUT": "30",  # the idle sockets outlive the phone's 10 s to log in
+    }
     with RestartableHub(tmp_path / "var", env=env) as hub:
         hub.start()
         address = hub.address
