@@ -80,7 +80,8 @@ class HubSettings(BaseSettings):
     password_check_workers: Annotated[int, Field(ge=1, le=16)] = 2
     """Threads for argon2 password checks (HTTP Basic and MQTT logins), apart from the rest."""
     password_checks_max: Annotated[int, Field(ge=1)] = 32
-    """Password checks waiting or running at once (2 per address); more are refused unchecked."""
+    """Password checks waiting or running at once (2 hashing per address); more are refused
+    unchecked."""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     """Largest HTTP request body; larger ones get 413."""
     trusted_proxies: tuple[str, ...] = ()

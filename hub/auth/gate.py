@@ -4,7 +4,7 @@
 credentials and calls ``await attempt.refuse()`` on a failure, which locks the address
 (``LoginThrottle``) and holds the refusal back as long. The rules:
 
-* an address without recent failures runs up to ``per_address`` checks at once;
+* an address without recent failures runs up to ``per_address`` checks at once (more wait);
 * an address with failures runs one at a time, each only once its lock has passed: the
   right credentials wait exactly as long as wrong ones, and parallel requests buy nothing;
 * beyond ``per_address`` (``1`` once failing) plus a short queue, attempts are refused at
@@ -25,8 +25,9 @@ from hub.auth.throttle import LoginThrottle
 __all__ = ["Attempt", "LoginGate", "TooManyAttemptsError"]
 
 DEFAULT_PER_ADDRESS = 8
-QUEUE_CLEAN = 64
-"""Attempts an address without failures may have waiting behind its running ones."""
+QUEUE_CLEAN = 256
+"""Attempts an address without failures may have waiting behind its running ones (a
+room of phones behind one router; the broker bounds unauthenticated connections anyway)."""
 QUEUE_FAILING = 4
 """Attempts a failing address may have waiting behind its one running check."""
 

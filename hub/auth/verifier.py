@@ -2,9 +2,10 @@
 
 A flood of wrong passwords must cost the attacker, not the players: the checks run on
 ``workers`` threads of their own (join codes and session tokens keep the default pool),
-at most ``max_pending`` wait or run overall and ``per_address`` per address; beyond that
-an attempt is refused at once (``VerifierBusyError``) without hashing. Callers admit attempts
-through a ``LoginGate`` first, so a throttled address never reaches the hashing.
+one address has at most ``per_address`` of them hashing (its others wait), and at most
+``max_pending`` wait or run overall: beyond that an attempt is refused at once
+(``VerifierBusyError``) without hashing. Callers admit attempts through a ``LoginGate``
+first, so a throttled address never reaches the hashing.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class PasswordVerifier:
         self._max_pending = max_pending
         self._per_address = per_address
         self._pending: Counter[str] = Counter()
+        self._turns: dict[str, asyncio.Semaphore] = {}  # address -> its hashing turns
         self._executor: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> Self:
@@ -71,19 +73,19 @@ class PasswordVerifier:
         if self._executor is None:
             msg = "the password verifier is not open"
             raise AuthError(msg)
-        if (
-            self._pending.total() >= self._max_pending
-            or self._pending[address] >= self._per_address
-        ):
-            msg = f"too many password checks pending ({address})"
+        if self._pending.total() >= self._max_pending:
+            msg = f"too many password checks pending ({self._max_pending})"
             raise VerifierBusyError(msg)
         self._pending[address] += 1
+        turns = self._turns.setdefault(address, asyncio.Semaphore(self._per_address))
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._executor, self.users.authenticate, name, password
-            )
+            async with turns:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(
+                    self._executor, self.users.authenticate, name, password
+                )
         finally:
             self._pending[address] -= 1
             if self._pending[address] <= 0:
                 del self._pending[address]
+                del self._turns[address]

@@ -5,6 +5,7 @@ credentials waiting exactly like wrong ones."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 
@@ -64,7 +65,7 @@ def test_a_failing_address_is_checked_one_at_a_time_after_its_lock_right_or_wron
     assert len(checked) == 1 + QUEUE_FAILING  # one running, a short queue; the rest unchecked
     assert results.count("too many") == 20 - len(checked)
     assert log[1][0] - failed_at >= 0.9 * lock  # the lock holds the next check back
-    for (earlier, was_right), (later, _) in zip(log[1:], log[2:], strict=False):
+    for (earlier, was_right), (later, _) in itertools.pairwise(log):
         if not was_right:  # each failure's lock holds the next check back
             assert later - earlier >= 0.9 * lock
     right_at = [at for at, right in log if right]

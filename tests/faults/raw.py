@@ -20,6 +20,7 @@ from tests.broker.wire import (
 )
 
 __all__ = [
+    "CONNACK_ACCEPTED",
     "PINGREQ",
     "connect_packet",
     "encode_length",
@@ -29,6 +30,7 @@ __all__ = [
     "read_until_closed",
     "split_packets",
     "subscribe_packet",
+    "try_login",
 ]
 
 PINGREQ = b"\xc0\x00"
@@ -107,3 +109,28 @@ def split_packets(data: bytes) -> list[tuple[int, int, bytes]]:
         packets.append((data[pos] >> 4, data[pos] & 0x0F, data[index : index + length]))
         pos = index + length
     return packets
+
+
+CONNACK_ACCEPTED = 0
+
+
+def try_login(
+    port: int, client_id: str, username: str, password: str, *, source: str | None = None
+) -> tuple[int | None, float]:
+    """(CONNACK return code, or None if closed without one; seconds until the answer).
+    ``source``: the loopback address to come from (the throttle counts per address)."""
+    started = time.monotonic()
+    sock = open_socket(port, timeout=15, source=source)
+    try:
+        sock.sendall(connect_packet(client_id, username=username, password=password))
+        data = b""
+        while not (packets := split_packets(data)):
+            chunk = sock.recv(64)
+            if not chunk:
+                return None, time.monotonic() - started
+            data += chunk
+    finally:
+        sock.close()
+    kind, _flags, body = packets[0]
+    assert kind == 2, f"not a CONNACK: {data!r}"
+    return int(body[1]), time.monotonic() - started

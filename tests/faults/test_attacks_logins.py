@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from hub.auth import Role
 from hub.auth.gate import QUEUE_FAILING
 from tests.faults.hubs import RestartableHub, ensure_user, operator_client
 from tests.faults.ledger import LEDGER, Category
-from tests.faults.test_auth_attacks import CONNACK_ACCEPTED, _login
+from tests.faults.raw import CONNACK_ACCEPTED, try_login
 from tests.faults.web import Api, http_request
 from tests.support.mqtt import TOPICS, TestClient
 
@@ -39,28 +40,41 @@ def _attempt(code: str, name: str = "Eve") -> bytes:
     return json.dumps({"game": "main", "name": name, "join_code": code}).encode()
 
 
+def _join(port: int, code: str, name: str = "Eve", source: str | None = None) -> tuple[int, bytes]:
+    """``POST /api/sessions`` with ``code`` from ``source`` -> (status, body)."""
+    return http_request(
+        port, "POST", "/api/sessions", _attempt(code, name), headers=JSON, source=source
+    )
+
+
 def _wrong(code: str, i: int) -> str:
     return f"{(int(code) + 1 + i % 999_999) % 1_000_000:06d}"
 
 
-@pytest.fixture
-def fast_throttle(tmp_path: Path) -> Iterator[RestartableHub]:
-    """A hub whose throttle locks for a millisecond or two: past 1,025 failures cheaply."""
-    env = {
-        "HUB_LOGIN_THROTTLE_BASE": "0.0005",
-        "HUB_LOGIN_THROTTLE_CAP": "0.001",
-        "HUB_JOIN_CODE_MAX_FAILURES": "1000000",
-    }
-    with RestartableHub(tmp_path / "var", env=env) as hub:
+@contextmanager
+def _hub(tmp_path: Path, **env: str) -> Iterator[RestartableHub]:
+    """A started hub with these ``HUB_*`` settings."""
+    with RestartableHub(
+        tmp_path / "var", env={f"HUB_{k.upper()}": v for k, v in env.items()}
+    ) as hub:
         hub.start()
         yield hub
 
 
 @pytest.mark.timeout(120)
-def test_guessing_past_the_old_overflow_point_stays_throttled(
-    fast_throttle: RestartableHub,
-) -> None:
-    address = fast_throttle.address
+def test_guessing_past_the_old_overflow_point_stays_throttled(tmp_path: Path) -> None:
+    # a throttle that locks for a millisecond or two: past 1,025 failures cheaply
+    with _hub(
+        tmp_path,
+        login_throttle_base="0.0005",
+        login_throttle_cap="0.001",
+        join_code_max_failures="1000000",
+    ) as hub:
+        _guess_past_the_old_overflow_point(hub)
+
+
+def _guess_past_the_old_overflow_point(hub: RestartableHub) -> None:
+    address = hub.address
     api = Api(address)
     code = api.join_code()
     statuses: Counter[int] = Counter()
@@ -95,42 +109,34 @@ def test_guessing_past_the_old_overflow_point_stays_throttled(
 
     # the same address, past the overflow point, over MQTT (the throttle is shared)
     alice = ensure_user(address.data_dir, "alice")
-    rc, _ = _login(address.mqtt_port, "alice", "alice", "not-alices-password")
+    rc, _ = try_login(address.mqtt_port, "alice", "alice", "not-alices-password")
     assert rc not in (None, CONNACK_ACCEPTED)  # a CONNACK, not a dropped connection
-    assert _login(address.mqtt_port, "alice", "alice", alice)[0] == CONNACK_ACCEPTED
-    status, body = http_request(
-        address.http_port, "POST", "/api/sessions", _attempt(code), headers=JSON
-    )
+    assert try_login(address.mqtt_port, "alice", "alice", alice)[0] == CONNACK_ACCEPTED
+    status, body = _join(address.http_port, code)
     assert status == 200, body
     LEDGER.add(Category.AUTH_ATTACKS, inputs=sum(statuses.values()), refused=statuses.total())
 
 
-@pytest.fixture
-def slow_throttle(tmp_path: Path) -> Iterator[RestartableHub]:
-    env = {"HUB_LOGIN_THROTTLE_BASE": "0.3", "HUB_LOGIN_THROTTLE_CAP": "1.0"}
-    with RestartableHub(tmp_path / "var", env=env) as hub:
-        hub.start()
-        yield hub
-
-
 @pytest.mark.timeout(90)
 def test_parallel_guesses_are_checked_one_at_a_time_and_the_right_code_waits_too(
-    slow_throttle: RestartableHub,
+    tmp_path: Path,
 ) -> None:
-    address = slow_throttle.address
-    code = Api(address).join_code()
     lock = 0.3
-    status, _ = http_request(
-        address.http_port, "POST", "/api/sessions", _attempt(_wrong(code, 0)), headers=JSON
-    )
+    with _hub(tmp_path, login_throttle_base=str(lock), login_throttle_cap="1.0") as hub:
+        _burst_from_a_locked_address(hub, lock)
+
+
+def _burst_from_a_locked_address(hub: RestartableHub, lock: float) -> None:
+    address = hub.address
+    code = Api(address).join_code()
+    status, _ = _join(address.http_port, _wrong(code, 0))
     assert status == 403  # the address is locked for 0.3 s from here
     burst = 100
     right = 7
 
     def guess(i: int) -> tuple[int, float]:
-        attempt = _attempt(code if i == right else _wrong(code, i + 1))
         started = time.monotonic()
-        status, _ = http_request(address.http_port, "POST", "/api/sessions", attempt, headers=JSON)
+        status, _ = _join(address.http_port, code if i == right else _wrong(code, i + 1))
         return status, time.monotonic() - started
 
     with ThreadPoolExecutor(burst) as pool:
@@ -152,13 +158,9 @@ def test_parallel_guesses_are_checked_one_at_a_time_and_the_right_code_waits_too
 
 @pytest.mark.timeout(90)
 def test_the_join_code_rotates_after_wrong_guesses_and_the_table_sees_it(tmp_path: Path) -> None:
-    env = {
-        "HUB_JOIN_CODE_MAX_FAILURES": "5",
-        "HUB_LOGIN_THROTTLE_BASE": "0.01",
-        "HUB_LOGIN_THROTTLE_CAP": "0.02",
-    }
-    with RestartableHub(tmp_path / "var", env=env) as hub:
-        hub.start()
+    with _hub(
+        tmp_path, join_code_max_failures="5", login_throttle_base="0.01", login_throttle_cap="0.02"
+    ) as hub:
         address = hub.address
         api = Api(address)
         ann = api.session("Ann")  # at the table before the attack
@@ -168,35 +170,14 @@ def test_the_join_code_rotates_after_wrong_guesses_and_the_table_sees_it(tmp_pat
             old = tv.on_topic(join_topic).json()["code"]
             assert old == api.join_code()
             for i in range(5):  # from several machines: the count is the game's
-                status, _ = http_request(
-                    address.http_port,
-                    "POST",
-                    "/api/sessions",
-                    _attempt(_wrong(old, i)),
-                    headers=JSON,
-                    source=f"127.0.4.{i + 1}",
-                )
+                status, _ = _join(address.http_port, _wrong(old, i), source=f"127.0.4.{i + 1}")
                 assert status == 403
             new = tv.wait_for(lambda m: m.topic == join_topic and m.json()["code"] != old)
         new_code = new.json()["code"]
         assert api.join_code() == new_code
-        status, _ = http_request(
-            address.http_port,
-            "POST",
-            "/api/sessions",
-            _attempt(old),
-            headers=JSON,
-            source="127.0.4.9",
-        )
+        status, _ = _join(address.http_port, old, source="127.0.4.9")
         assert status == 403  # the old code stopped working
-        status, body = http_request(
-            address.http_port,
-            "POST",
-            "/api/sessions",
-            _attempt(new_code, "Ben"),
-            headers=JSON,
-            source="127.0.4.10",
-        )
+        status, body = _join(address.http_port, new_code, "Ben", source="127.0.4.10")
         assert status == 200, body
         with TestClient(address.mqtt_port, ann["client_id"], password=ann["token"]) as phone:
             assert phone.send({"type": "join", "name": "Ann"})["ok"]  # Ann lost nothing
@@ -207,8 +188,7 @@ def test_the_join_code_rotates_after_wrong_guesses_and_the_table_sees_it(tmp_pat
 def test_a_flood_of_wrong_operator_passwords_does_not_stall_a_players_join(
     tmp_path: Path,
 ) -> None:
-    with RestartableHub(tmp_path / "var") as hub:
-        hub.start()
+    with _hub(tmp_path) as hub:
         address = hub.address
         code = Api(address).join_code()
         wrong = "Basic " + base64.b64encode(b"operator:wrong-password-123").decode()
@@ -236,17 +216,10 @@ def test_a_flood_of_wrong_operator_passwords_does_not_stall_a_players_join(
         attacker.start()
         time.sleep(0.5)  # the flood is under way
         started = time.monotonic()
-        status, body = http_request(
-            address.http_port,
-            "POST",
-            "/api/sessions",
-            _attempt(code, "Pia"),
-            headers=JSON,
-            source="127.0.0.2",
-        )
+        status, body = _join(address.http_port, code, "Pia", source="127.0.0.2")
         assert status == 200, body
         session = json.loads(body)
-        rc, _ = _login(
+        rc, _ = try_login(
             address.mqtt_port,
             session["client_id"],
             session["client_id"],
@@ -269,9 +242,7 @@ def test_a_flood_of_wrong_operator_passwords_does_not_stall_a_players_join(
 
 @pytest.mark.timeout(120)
 def test_a_missing_user_costs_as_much_as_an_existing_one(tmp_path: Path) -> None:
-    env = {"HUB_LOGIN_THROTTLE_BASE": "0", "HUB_LOGIN_THROTTLE_CAP": "0.001"}
-    with RestartableHub(tmp_path / "var", env=env) as hub:
-        hub.start()
+    with _hub(tmp_path, login_throttle_base="0", login_throttle_cap="0.001") as hub:
         address = hub.address
         ensure_user(address.data_dir, "alice")
         ensure_user(address.data_dir, "pi", Role.DISPLAY)
@@ -279,7 +250,7 @@ def test_a_missing_user_costs_as_much_as_an_existing_one(tmp_path: Path) -> None
         for i in range(5):
             for n, user in enumerate(times):
                 source = f"127.0.5.{10 * n + i + 1}"
-                rc, seconds = _login(
+                rc, seconds = try_login(
                     address.mqtt_port, user, user, "wrong-password-1", source=source
                 )
                 assert rc not in (None, CONNACK_ACCEPTED)
