@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hub import __version__
-from hub.auth import Acl, JoinCodeStore, LoginThrottle, Role, SessionStore, UserStore
+from hub.auth import Acl, JoinCodeStore, LoginGate, PasswordVerifier, Role, SessionStore, UserStore
 from hub.auth.passwords import new_password
 from hub.clock import utc_now
 from hub.files import write_atomic
@@ -31,7 +31,7 @@ from hub.settings import HubSettings
 from hub.state.service import RoleOf, ServiceOptions, StateService
 from hub.state.store import Store
 from hub.transport import Transport
-from hub.web import JournalHistory, ServiceMetrics, health_of
+from hub.web import JournalHistory, ServiceMetrics, health_of, login_checks
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, MqttGateway
 from web_bridge.proxy import TcpProxyGateway
@@ -120,6 +120,7 @@ async def _link(
     *,
     users: UserStore,
     sessions: SessionStore,
+    logins: tuple[LoginGate, PasswordVerifier],
     epoch: int,
     started_at: datetime,
 ) -> _Link:
@@ -143,7 +144,8 @@ async def _link(
         "hub.broker.auth.HubAuthPlugin": {
             "users": users,
             "acl": Acl(settings.topics),
-            "throttle": LoginThrottle(),
+            "gate": logins[0],
+            "verifier": logins[1],
             "sessions": sessions,
         }
     }
@@ -154,6 +156,8 @@ async def _link(
                 port=settings.mqtt_port,
                 auth=auth,
                 max_connections=settings.max_connections,
+                max_unauthenticated=settings.max_unauthenticated,
+                connect_timeout=settings.connect_timeout,
             )
         )
     )
@@ -198,10 +202,22 @@ async def serve(settings: HubSettings) -> None:
         store = stack.enter_context(Store(settings.data_dir))
         epoch, started_at = store.next_epoch(), utc_now()
         sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
-        join_codes = JoinCodeStore(settings.data_dir, digits=settings.join_code_digits)
+        join_codes = JoinCodeStore(
+            settings.data_dir,
+            digits=settings.join_code_digits,
+            rotate_after=settings.join_code_max_failures,
+        )
+        gate, verifier = login_checks(settings, users)
+        stack.enter_context(verifier)
         links = JoinLinks(settings.public_url, settings.bind)
         link = await _link(
-            stack, settings, users=users, sessions=sessions, epoch=epoch, started_at=started_at
+            stack,
+            settings,
+            users=users,
+            sessions=sessions,
+            logins=(gate, verifier),
+            epoch=epoch,
+            started_at=started_at,
         )
         service = StateService(
             link.transport,
@@ -214,14 +230,15 @@ async def serve(settings: HubSettings) -> None:
 
         async def rotate_join_code(game: str) -> str:
             code = await asyncio.to_thread(join_codes.rotate, game)
-            _LOGGER.info("join code of %s rotated", game)
+            _LOGGER.warning("join code of %s rotated", game)
             await service.publish_extra()
             return code
 
         bridge = Bridge(
             games=settings.games,
             topics=settings.topics,
-            users=users,
+            passwords=verifier,
+            logins=gate,
             sessions=sessions,
             join_codes=join_codes,
             rotate_join_code=rotate_join_code,
@@ -232,9 +249,16 @@ async def serve(settings: HubSettings) -> None:
             gateway=link.gateway,
             health=health_of(settings.data_dir, service, link.running),
             ws_max_connections=settings.ws_max_connections,
+            ws_max_unauthenticated=settings.ws_max_unauthenticated,
+            max_body_bytes=settings.max_body_bytes,
         )
         http = await stack.enter_async_context(
-            HttpServer(create_app(bridge), settings.bind, settings.http_port)
+            HttpServer(
+                create_app(bridge),
+                settings.bind,
+                settings.http_port,
+                trusted_proxies=settings.trusted_proxies,
+            )
         )
         links.start(http.port)
         await service.publish_extra()  # the join links, now that the HTTP port is known

@@ -25,7 +25,7 @@ from hub.protocol.broker_url import BrokerUrl
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
 from hub.transport import TransportError
-from hub.web import MIN_FREE_DISK, JournalHistory, stats_metrics
+from hub.web import MIN_FREE_DISK, JournalHistory, login_checks, stats_metrics
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, Histogram, Metric
 from web_bridge.proxy import TcpProxyGateway
@@ -79,10 +79,16 @@ async def serve_bridge(settings: HubSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     view = RetainedView(settings)
-    join_codes = JoinCodeStore(settings.data_dir, digits=settings.join_code_digits)
+    join_codes = JoinCodeStore(
+        settings.data_dir,
+        digits=settings.join_code_digits,
+        rotate_after=settings.join_code_max_failures,
+    )
+    gate, verifier = login_checks(settings, UserStore(settings.data_dir))
     links = JoinLinks(settings.public_url, settings.bind)
     async with AsyncExitStack() as stack:
         sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
+        stack.enter_context(verifier)
         link = await stack.enter_async_context(
             MqttTransport(url, client_id=f"tablehub-bridge-{url.username or 'anonymous'}")
         )
@@ -119,7 +125,8 @@ async def serve_bridge(settings: HubSettings) -> None:
         bridge = Bridge(
             games=settings.games,
             topics=settings.topics,
-            users=UserStore(settings.data_dir),
+            passwords=verifier,
+            logins=gate,
             sessions=sessions,
             join_codes=join_codes,
             rotate_join_code=rotate_join_code,
@@ -130,9 +137,16 @@ async def serve_bridge(settings: HubSettings) -> None:
             gateway=TcpProxyGateway(url.host, url.port),
             health=health,
             ws_max_connections=settings.ws_max_connections,
+            ws_max_unauthenticated=settings.ws_max_unauthenticated,
+            max_body_bytes=settings.max_body_bytes,
         )
         http = await stack.enter_async_context(
-            HttpServer(create_app(bridge), settings.bind, settings.http_port)
+            HttpServer(
+                create_app(bridge),
+                settings.bind,
+                settings.http_port,
+                trusted_proxies=settings.trusted_proxies,
+            )
         )
         links.start(http.port)
         print(

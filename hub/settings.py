@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,6 +67,30 @@ class HubSettings(BaseSettings):
     max_connections: Annotated[int, Field(ge=1)] = 4000
     """MQTT connections the embedded broker holds at once (TCP and WebSocket together);
     more get CONNACK "server unavailable". The hub raises its open-file limit to fit."""
+    max_unauthenticated: Annotated[int, Field(ge=1)] = 256
+    """MQTT connections (TCP and WebSocket) not logged in yet, held apart from
+    ``max_connections``; more are closed at once."""
+    ws_max_unauthenticated: Annotated[int, Field(ge=1)] = 64
+    """MQTT-over-WebSocket connections not logged in yet, held apart from
+    ``ws_max_connections``; more are closed with 1013."""
+    connect_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """Seconds a new MQTT connection (TCP or WebSocket) may take to send its CONNECT."""
+    login_throttle_base: Annotated[float, Field(ge=0, le=60)] = 0.25
+    """Seconds the first failed login of an address locks it; each further failure within
+    a minute doubles it, up to ``login_throttle_cap``."""
+    login_throttle_cap: Annotated[float, Field(gt=0, le=600)] = 5.0
+    join_code_max_failures: Annotated[int, Field(ge=1)] = 30
+    """Wrong join codes (from any address) after which a game's code rotates by itself."""
+    password_check_workers: Annotated[int, Field(ge=1, le=16)] = 2
+    """Threads for argon2 password checks (HTTP Basic and MQTT logins), apart from the rest."""
+    password_checks_max: Annotated[int, Field(ge=1)] = 32
+    """Password checks waiting or running at once (2 hashing per address); more are refused
+    unchecked."""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    """Largest HTTP request body; larger ones get 413."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose ``X-Forwarded-For`` is believed; none by default
+    (the client's own address counts, for throttling and logs)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("topic_root")
@@ -90,6 +114,15 @@ class HubSettings(BaseSettings):
             if not valid_game_name(name):
                 msg = f"invalid game name {name!r}: use a-z, 0-9, '_' and '-', at most 32"
                 raise ValueError(msg)
+        return value
+
+    @field_validator("login_throttle_cap")
+    @classmethod
+    def _check_cap(cls, value: float, info: ValidationInfo) -> float:
+        base = info.data.get("login_throttle_base")
+        if base is not None and value < base:
+            msg = "login_throttle_cap must be at least login_throttle_base"
+            raise ValueError(msg)
         return value
 
     @field_validator("broker")

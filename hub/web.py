@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hub.auth import Role, SessionStore
+from hub.auth import LoginGate, LoginThrottle, PasswordVerifier, Role, SessionStore, UserStore
 from hub.protocol import Event, Stats
+from hub.settings import HubSettings
 from hub.state.service import StateService
 from hub.state.store import Store
 from web_bridge.ports import Histogram, Metric
 
-__all__ = ["JournalHistory", "ServiceMetrics", "health_of", "stats_metrics"]
+__all__ = ["JournalHistory", "ServiceMetrics", "health_of", "login_checks", "stats_metrics"]
 
 MIN_FREE_DISK = 10 * 1024 * 1024
 ClientsByRole = Callable[[], dict[str, int]]
@@ -50,6 +51,16 @@ def stats_metrics(stats: Stats) -> list[Metric]:
             (({}, float(stats.epoch)),),
         ),
     ]
+
+
+def login_checks(settings: HubSettings, users: UserStore) -> tuple[LoginGate, PasswordVerifier]:
+    """The gate every credential check passes (HTTP and MQTT share its throttle) and the
+    bounded argon2 pool (enter it before use)."""
+    throttle = LoginThrottle(base=settings.login_throttle_base, cap=settings.login_throttle_cap)
+    verifier = PasswordVerifier(
+        users, workers=settings.password_check_workers, max_pending=settings.password_checks_max
+    )
+    return LoginGate(throttle), verifier
 
 
 class JournalHistory:

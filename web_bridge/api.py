@@ -4,14 +4,13 @@
 # ``operator`` in the routes' annotations at definition time.
 
 import asyncio
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.auth import LoginThrottle, Role
+from hub.auth import Role, TooManyAttemptsError, VerifierBusyError
 from hub.protocol.messages import Name, Timestamp
 from web_bridge.errors import ApiError
 from web_bridge.ports import Bridge
@@ -70,13 +69,54 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
+def _too_many(retry_after: float) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_attempts",
+        "too many attempts from your address; try again later",
+        {"Retry-After": str(max(1, round(retry_after)))},
+    )
+
+
+async def _operator_login(
+    bridge: Bridge,
+    credentials: HTTPBasicCredentials,
+    address: str,
+    challenge: dict[str, str],
+) -> str:
+    """The operator's name, or ApiError 401 (throttled like every check) or 429."""
+    try:
+        async with bridge.logins.attempt(address) as attempt:
+            user = await bridge.passwords.authenticate(
+                credentials.username, credentials.password, address=address
+            )
+            if user is None or user.role is not Role.OPERATOR:
+                await attempt.refuse()
+                raise ApiError(401, "unauthorized", "not an operator's credentials", challenge)
+    except TooManyAttemptsError as exc:
+        raise _too_many(exc.retry_after) from None
+    except VerifierBusyError:
+        raise _too_many(1.0) from None
+    return user.name
+
+
+async def _check_join_code(bridge: Bridge, game: str, code: str, address: str) -> None:
+    """Pass if ``code`` is the game's; else ApiError 403 (throttled) or 429. Every
+    ``join_code_max_failures`` wrong codes the game's code rotates (and is published)."""
+    try:
+        async with bridge.logins.attempt(address) as attempt:
+            if await asyncio.to_thread(bridge.join_codes.check, game, code):
+                return
+            if bridge.join_codes.take_rotation_due(game):
+                await bridge.rotate_join_code(game)
+            await attempt.refuse()
+    except TooManyAttemptsError as exc:
+        raise _too_many(exc.retry_after) from None
+    raise ApiError(403, "wrong_join_code", "that is not the join code shown at the table")
+
+
 def api_router(bridge: Bridge) -> APIRouter:
     router = APIRouter(prefix="/api")
-    throttle = LoginThrottle()
-
-    async def refuse(request: Request) -> None:
-        """Hold a failed attempt back, more for each repeated failure from one address."""
-        await asyncio.sleep(throttle.failed(_address(request), time.monotonic()))
 
     def known_game(game: str) -> str:
         if game not in bridge.games:
@@ -90,13 +130,7 @@ def api_router(bridge: Bridge) -> APIRouter:
         challenge = {"WWW-Authenticate": 'Basic realm="tablehub operator"'}
         if credentials is None:
             raise ApiError(401, "unauthorized", "operator credentials needed", challenge)
-        user = await asyncio.to_thread(
-            bridge.users.authenticate, credentials.username, credentials.password
-        )
-        if user is None or user.role is not Role.OPERATOR:
-            await refuse(request)
-            raise ApiError(401, "unauthorized", "not an operator's credentials", challenge)
-        return user.name
+        return await _operator_login(bridge, credentials, _address(request), challenge)
 
     @router.get("/info", response_model=HubInfo)
     async def info() -> HubInfo:
@@ -111,14 +145,16 @@ def api_router(bridge: Bridge) -> APIRouter:
     @router.post(
         "/sessions",
         response_model=SessionResponse,
-        responses={403: {"description": "wrong join code"}, 404: {"description": "no game"}},
+        responses={
+            403: {"description": "wrong join code"},
+            404: {"description": "no game"},
+            429: {"description": "too many attempts from this address"},
+        },
     )
     async def create_session(body: SessionRequest, request: Request) -> SessionResponse:
         """A phone joins: the game's join code buys MQTT credentials for one player."""
         game = known_game(body.game)
-        if not await asyncio.to_thread(bridge.join_codes.check, game, body.join_code.strip()):
-            await refuse(request)
-            raise ApiError(403, "wrong_join_code", "that is not the join code shown at the table")
+        await _check_join_code(bridge, game, body.join_code.strip(), _address(request))
         new = await asyncio.to_thread(bridge.sessions.create, game, body.name)
         return SessionResponse(
             client_id=new.session.client_id,

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from hub.auth import JoinCodeStore, SessionStore, UserStore
+from hub.auth import JoinCodeStore, LoginGate, PasswordVerifier, SessionStore
 from hub.protocol import Event, Snapshot, Topics
 from hub.public_url import JoinLinks
 
@@ -98,7 +98,10 @@ class Bridge:
 
     games: tuple[str, ...]
     topics: Topics
-    users: UserStore
+    passwords: PasswordVerifier
+    """Operators' passwords (HTTP Basic), checked on the hub's argon2 pool."""
+    logins: LoginGate
+    """Admits every credential check (join codes, operator logins) per address."""
     sessions: SessionStore
     join_codes: JoinCodeStore
     rotate_join_code: Callable[[str], Awaitable[str]]
@@ -111,3 +114,7 @@ class Bridge:
     gateway: MqttGateway
     health: HealthCheck = field(default=dict)
     ws_max_connections: int = 500
+    ws_max_unauthenticated: int = 64
+    """WebSockets not logged in yet (no accepted CONNACK) held at once; more are refused."""
+    max_body_bytes: int = 64 * 1024
+    """Larger request bodies are refused with 413."""

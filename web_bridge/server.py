@@ -27,12 +27,19 @@ class _EmbeddedUvicorn(uvicorn.Server):
 
 
 class HttpServer:
-    """``async with HttpServer(app, host, port) as http:`` serves on ``http.port``."""
+    """``async with HttpServer(app, host, port) as http:`` serves on ``http.port``.
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    ``X-Forwarded-For`` is believed only from ``trusted_proxies`` (none by default; uvicorn
+    on its own trusts 127.0.0.1, which gave every spoofed address a fresh login throttle).
+    """
+
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, *, trusted_proxies: tuple[str, ...] = ()
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._trusted_proxies = trusted_proxies
         self._server: _EmbeddedUvicorn | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = port
@@ -51,7 +58,13 @@ class HttpServer:
             raise
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
-            self._app, log_config=None, access_log=False, lifespan="on", ws="websockets-sansio"
+            self._app,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            ws="websockets-sansio",
+            proxy_headers=bool(self._trusted_proxies),
+            forwarded_allow_ips=list(self._trusted_proxies) or None,
         )
         self._server = _EmbeddedUvicorn(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="http")

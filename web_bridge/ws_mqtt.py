@@ -2,9 +2,11 @@
 
 The route checks what the broker cannot see: each WebSocket frame must be binary
 (close 1003) and no larger than one MQTT packet of the broker's maximum size (close 1009);
-a client that does not offer the ``mqtt`` subprotocol is closed with 1002, and beyond
-``ws_max_connections`` open connections a new one is closed with 1013 "try again later"
-right after the handshake. Everything else
+a client that does not offer the ``mqtt`` subprotocol is closed with 1002. A connection is
+*unauthenticated* until the broker's first answer is an accepted CONNACK: beyond
+``ws_max_unauthenticated`` of those, or ``ws_max_connections`` logged-in ones, a new one is
+closed with 1013 "try again later" right after the handshake, so idle sockets cannot take
+the places of phones (the broker closes them after ``connect_timeout``). Everything else
 (login, keep-alive, packet checks) is the broker's, exactly as for TCP clients.
 
 No receive timeout: a phone may be idle for its whole MQTT keep-alive.
@@ -36,15 +38,30 @@ CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
+_CONNACK = 0x20
+
+
+def _accepted_connack(data: bytes) -> bool:
+    """The broker's answer starts with CONNACK (type 2, remaining length 2), return code 0."""
+    return len(data) >= 4 and data[0] == _CONNACK and data[1] == 2 and data[3] == 0
 
 
 class WebSocketStream:
-    """A Starlette WebSocket as the byte stream a ``MqttGateway`` carries."""
+    """A Starlette WebSocket as the byte stream a ``MqttGateway`` carries; ``on_login`` is
+    called once when the broker accepts the client's CONNECT."""
 
-    def __init__(self, websocket: WebSocket, *, max_frame_bytes: int) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        max_frame_bytes: int,
+        on_login: Callable[[], None] | None = None,
+    ) -> None:
         self._ws = websocket
         self._max_frame_bytes = max_frame_bytes
         self._closed = False
+        self._answered = False
+        self._on_login = on_login
         client = websocket.client
         self._peer = (client.host, client.port) if client else ("websocket", 0)
 
@@ -76,6 +93,10 @@ class WebSocketStream:
         if self._closed:
             msg = "the WebSocket is closed"
             raise ConnectionResetError(msg)
+        if not self._answered:
+            self._answered = True
+            if self._on_login is not None and _accepted_connack(data):
+                self._on_login()
         try:
             await self._ws.send_bytes(data)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
@@ -98,16 +119,23 @@ class WebSocketStream:
 
 
 class _Gate:
-    def __init__(self, limit: int) -> None:
+    """Logged-in (``open``) and not yet logged-in (``pending``) WebSockets, each bounded."""
+
+    def __init__(self, limit: int, pending_limit: int) -> None:
         self.limit = limit
+        self.pending_limit = pending_limit
         self.open = 0
+        self.pending = 0
         self.refused = 0
+
+    def full(self) -> bool:
+        return self.open >= self.limit or self.pending >= self.pending_limit
 
 
 def ws_router(bridge: Bridge) -> tuple[APIRouter, Callable[[], list[Metric]]]:
     """The ``/mqtt`` route, and a function for its metrics."""
     router = APIRouter()
-    gate = _Gate(bridge.ws_max_connections)
+    gate = _Gate(bridge.ws_max_connections, bridge.ws_max_unauthenticated)
 
     async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
         # A close frame rather than an HTTP denial response: uvicorn's websockets-sansio
@@ -121,32 +149,56 @@ def ws_router(bridge: Bridge) -> tuple[APIRouter, Callable[[], list[Metric]]]:
         if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
             await refuse(websocket, CLOSE_PROTOCOL_ERROR, "offer the WebSocket subprotocol 'mqtt'")
             return
-        if gate.open >= gate.limit:
+        if gate.full():
             gate.refused += 1
-            _LOGGER.warning("refusing an MQTT WebSocket: %d open (ws_max_connections)", gate.open)
+            _LOGGER.warning(
+                "refusing an MQTT WebSocket: %d logged in (ws_max_connections), "
+                "%d not yet (ws_max_unauthenticated)",
+                gate.open,
+                gate.pending,
+            )
             await refuse(websocket, CLOSE_TRY_AGAIN_LATER, "too many connections; try again later")
             return
-        gate.open += 1
+        gate.pending += 1
+        logged_in = False
+
+        def on_login() -> None:
+            nonlocal logged_in
+            logged_in = True
+            gate.pending -= 1
+            gate.open += 1
+
         try:
             await websocket.accept(subprotocol=SUBPROTOCOL)
-            stream = WebSocketStream(websocket, max_frame_bytes=bridge.gateway.max_frame_bytes)
+            stream = WebSocketStream(
+                websocket, max_frame_bytes=bridge.gateway.max_frame_bytes, on_login=on_login
+            )
             await bridge.gateway.serve(stream)
             await stream.close()
         finally:
-            gate.open -= 1
+            if logged_in:
+                gate.open -= 1
+            else:
+                gate.pending -= 1
 
     def metrics() -> list[Metric]:
         return [
             Metric(
                 "tablehub_websocket_connections",
                 "gauge",
-                "MQTT-over-WebSocket connections open",
+                "MQTT-over-WebSocket connections open and logged in",
                 (({}, float(gate.open)),),
+            ),
+            Metric(
+                "tablehub_websocket_unauthenticated",
+                "gauge",
+                "MQTT-over-WebSocket connections open, not logged in yet",
+                (({}, float(gate.pending)),),
             ),
             Metric(
                 "tablehub_websocket_refused_total",
                 "counter",
-                "MQTT-over-WebSocket connections refused (ws_max_connections)",
+                "MQTT-over-WebSocket connections refused (too many, or too many not logged in)",
                 (({}, float(gate.refused)),),
             ),
         ]

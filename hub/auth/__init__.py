@@ -7,12 +7,14 @@ store for a sender's role.
 
 from hub.auth.acl import Acl, Identity
 from hub.auth.errors import AuthError, UserExistsError, UserNotFoundError
+from hub.auth.gate import LoginGate, TooManyAttemptsError
 from hub.auth.joincodes import JoinCodeStore
 from hub.auth.ratelimit import RateLimiter
 from hub.auth.roles import Role
 from hub.auth.sessions import NewSession, PlayerSession, SessionStore
 from hub.auth.throttle import LoginThrottle
 from hub.auth.users import SERVICE_USER, User, UserStore
+from hub.auth.verifier import PasswordVerifier, VerifierBusyError
 
 __all__ = [
     "SERVICE_USER",
@@ -20,14 +22,18 @@ __all__ = [
     "AuthError",
     "Identity",
     "JoinCodeStore",
+    "LoginGate",
     "LoginThrottle",
     "NewSession",
+    "PasswordVerifier",
     "PlayerSession",
     "RateLimiter",
     "Role",
     "SessionStore",
+    "TooManyAttemptsError",
     "User",
     "UserExistsError",
     "UserNotFoundError",
     "UserStore",
+    "VerifierBusyError",
 ]

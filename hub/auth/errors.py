@@ -1,8 +1,10 @@
 """Errors of the auth package.
 
 AuthError
-├── UserExistsError      adding a user whose name is taken
-└── UserNotFoundError    removing or reading a user that does not exist
+├── UserExistsError        adding a user whose name is taken
+├── UserNotFoundError      removing or reading a user that does not exist
+├── TooManyAttemptsError   a login refused unchecked: its address has too many (gate.py)
+└── VerifierBusyError      a login refused unchecked: too many password checks (verifier.py)
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 ``DATA_DIR/join_codes.json`` (mode 0600, written atomically) holds the current code of
 each game. A game gets a code on first use; the operator rotates it (``POST
 /api/games/{game}/join-code``), and the hub publishes it retained on ``R/games/{game}/join``
-for the table's displays.
+for the table's displays. After ``rotate_after`` wrong guesses for a game (from any
+addresses) the code is due to rotate by itself: per-address throttling alone cannot hold
+six digits against many addresses, a moving code can.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 from hub.auth.errors import AuthError
 from hub.files import write_atomic
 
-__all__ = ["DEFAULT_JOIN_CODE_DIGITS", "JoinCodeStore"]
+__all__ = ["DEFAULT_JOIN_CODE_DIGITS", "DEFAULT_JOIN_CODE_MAX_FAILURES", "JoinCodeStore"]
 
 DEFAULT_JOIN_CODE_DIGITS = 6
+DEFAULT_JOIN_CODE_MAX_FAILURES = 30
 
 
 class JoinCodeStore:
@@ -27,13 +30,24 @@ class JoinCodeStore:
 
     FILENAME = "join_codes.json"
 
-    def __init__(self, data_dir: Path, *, digits: int = DEFAULT_JOIN_CODE_DIGITS) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        digits: int = DEFAULT_JOIN_CODE_DIGITS,
+        rotate_after: int = DEFAULT_JOIN_CODE_MAX_FAILURES,
+    ) -> None:
         if not 4 <= digits <= 6:
             msg = "join codes have 4 to 6 digits"
             raise AuthError(msg)
+        if rotate_after < 1:
+            msg = "join codes rotate after at least one wrong guess"
+            raise AuthError(msg)
         self.path = data_dir / self.FILENAME
         self.digits = digits
+        self.rotate_after = rotate_after
         self._lock = threading.Lock()
+        self._wrong: dict[str, int] = {}  # game -> wrong guesses since its code was made
 
     def _read(self) -> dict[str, str]:
         try:
@@ -74,10 +88,25 @@ class JoinCodeStore:
                 new = self._new_code()
             codes[game] = new
             self._write(codes)
+            self._wrong.pop(game, None)
             return new
 
     def check(self, game: str, code: str) -> bool:
-        """True if ``code`` is the game's current code."""
+        """True if ``code`` is the game's current code; a wrong one is counted."""
         with self._lock:
             current = self._read().get(game)
-        return current is not None and hmac.compare_digest(current.encode(), code.encode())
+            right = current is not None and hmac.compare_digest(
+                current.encode(), code.encode(errors="replace")
+            )
+            if not right:
+                self._wrong[game] = self._wrong.get(game, 0) + 1
+        return right
+
+    def take_rotation_due(self, game: str) -> bool:
+        """True once per ``rotate_after`` wrong guesses: the caller then rotates the code
+        (and publishes it). The count restarts at once, so only one caller rotates."""
+        with self._lock:
+            if self._wrong.get(game, 0) < self.rotate_after:
+                return False
+            self._wrong[game] = 0
+            return True

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 from hub.auth.errors import AuthError, UserExistsError, UserNotFoundError
@@ -32,6 +34,13 @@ class User:
     password_hash: str
     mosquitto_hash: str
     created_at: str
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash of a random password, checked for unknown names so that they cost as much as
+    known ones (no user enumeration by timing)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 class UserStore:
@@ -94,9 +103,13 @@ class UserStore:
         return True
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user if ``password`` is theirs (blocking)."""
+        """The user if ``password`` is theirs (blocking). An unknown name (or the service
+        identity) costs one argon2 check too, so both take as long."""
         user = self.login(name)
-        return user if user is not None and self.check_password(user, password) else None
+        if user is None:
+            verify_password(_dummy_hash(), password)
+            return None
+        return user if self.check_password(user, password) else None
 
     # --- writing ----------------------------------------------------------------------
     def add(self, name: str, role: Role, password: str) -> User:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +16,19 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from hub.auth import Acl, Identity, LoginThrottle, Role, SessionStore, UserStore
+from hub.auth import (
+    Acl,
+    Identity,
+    LoginGate,
+    PasswordVerifier,
+    Role,
+    SessionStore,
+    TooManyAttemptsError,
+    UserStore,
+    VerifierBusyError,
+)
 from hub.auth.acl import SubscribeDecision
+from hub.auth.sessions import CLIENT_ID_PREFIX
 from hub.broker.connections import ASSIGNED_CLIENT_ID
 
 __all__ = ["IDENTITY", "HubAuthPlugin", "OpenAuthPlugin"]
@@ -54,8 +64,10 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
         """The UserStore."""
         acl: Any = None
         """The Acl."""
-        throttle: Any = None
-        """The LoginThrottle for failed logins."""
+        gate: Any = None
+        """The LoginGate admitting every check (throttled per address)."""
+        verifier: Any = None
+        """The PasswordVerifier (argon2 on its own bounded pool)."""
         sessions: Any = None
         """The SessionStore of player sessions (phones), or None."""
 
@@ -63,22 +75,27 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
         super().__init__(context)
         self._users: UserStore = self.config.users
         self._acl: Acl = self.config.acl
-        self._throttle: LoginThrottle = self.config.throttle
+        self._gate: LoginGate = self.config.gate
+        self._verifier: PasswordVerifier = self.config.verifier
         self._sessions: SessionStore | None = self.config.sessions
 
     async def authenticate(self, *, session: Session) -> bool | None:
         name, password = session.username, session.password
         address = session.remote_address or "?"
-        identity = await self._identity(name, password)
-        if identity is None:
-            delay = self._throttle.failed(address, time.monotonic())
-            _LOGGER.warning(
-                "refused login as %r from %s (bad credentials; answer delayed %.2f s)",
-                name,
-                address,
-                delay,
-            )
-            await asyncio.sleep(delay)
+        try:
+            async with self._gate.attempt(address) as attempt:
+                identity = await self._identity(name, password, address)
+                if identity is None:
+                    delay = await attempt.refuse()
+                    _LOGGER.warning(
+                        "refused login as %r from %s (bad credentials; answer delayed %.2f s)",
+                        name,
+                        address,
+                        delay,
+                    )
+                    return False
+        except (TooManyAttemptsError, VerifierBusyError) as exc:
+            _LOGGER.warning("refused login as %r from %s unchecked: %s", name, address, exc)
             return False
         if identity.role in (Role.PLAYER, Role.DISPLAY) and session.client_id != identity.username:
             if session.attributes.get(ASSIGNED_CLIENT_ID):
@@ -96,20 +113,23 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
         session.attributes[IDENTITY] = identity
         return True
 
-    async def _identity(self, name: str | None, password: str | None) -> Identity | None:
-        """Who the credentials belong to: a user of the store, else a player session."""
+    async def _identity(
+        self, name: str | None, password: str | None, address: str
+    ) -> Identity | None:
+        """Who the credentials belong to: a player session (cheap check, default pool) for a
+        session's id, else a user of the store (argon2 on the verifier's pool; an unknown
+        name costs the same)."""
         if not name or password is None:
             return None
-        user = self._users.login(name)
-        if user is not None:
-            if await asyncio.to_thread(self._users.check_password, user, password):
-                return Identity(username=user.name, role=user.role)
-            return None
-        if self._sessions is not None and self._users.get(name) is None:
+        if (
+            self._sessions is not None
+            and name.startswith(CLIENT_ID_PREFIX)
+            and self._users.get(name) is None
+        ):
             player = await asyncio.to_thread(self._sessions.authenticate, name, password)
-            if player is not None:
-                return Identity(username=player.client_id, role=Role.PLAYER)
-        return None
+            return None if player is None else Identity(username=player.client_id, role=Role.PLAYER)
+        user = await self._verifier.authenticate(name, password, address=address)
+        return None if user is None else Identity(username=user.name, role=user.role)
 
     async def _assign_client_id(self, session: Session, name: str) -> None:
         """A player or display that sent no client id gets its username as one, as if it

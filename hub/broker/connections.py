@@ -8,7 +8,10 @@ CPU per client (memory that grows with the clients served: Yakifo/amqtt#123), an
 defects the hub used to patch one by one:
 
 * amqtt's ``max_connections`` is a semaphore: extra clients are accepted and then wait
-  without a CONNACK. Here they get CONNACK 0x03 "server unavailable".
+  without a CONNACK. Here they get CONNACK 0x03 "server unavailable". Only logged-in
+  clients count: connections still sending or checking their CONNECT have their own,
+  separate budget (``max_unauthenticated``; more are dropped at once), so idle sockets
+  cannot lock real clients out.
 * no CONNECT timeout and keep-alive never enforced (Yakifo/amqtt#308): ``LivenessTimer``.
 * a clean-session CONNECT deletes the existing session of its client id *before* the login
   is checked, and the connection already using that id is not closed [MQTT-3.1.4-2] (the
@@ -69,7 +72,8 @@ class GuardedConnectionsBroker(DeliveryBroker):
         self._runs: set[asyncio.Task[None]] = set()  # TCP connections' lifecycles
         self._live: dict[str, HubHandler] = {}  # client id -> handler of its connection
         self._ended: dict[HubHandler, asyncio.Future[None]] = {}
-        self._admitted = 0
+        self._admitted = 0  # logged in
+        self._pending = 0  # waiting for their CONNECT or its login check
 
     # --- listeners -----------------------------------------------------------------------------
     async def _create_server_instance(
@@ -124,14 +128,14 @@ class GuardedConnectionsBroker(DeliveryBroker):
     async def _serve(self, listener_name: str, connection: Connection) -> None:
         self._connections.add(connection)
         try:
-            if self._admitted >= self.limits.max_connections:
-                await self._refuse(connection)
+            if self._pending >= self.limits.max_unauthenticated:
+                _LOGGER.warning(
+                    "dropping a connection from %s: %d not logged in yet (max_unauthenticated)",
+                    connection.peer,
+                    self._pending,
+                )
                 return
-            self._admitted += 1
-            try:
-                await self._run_client(listener_name, connection)
-            finally:
-                self._admitted -= 1
+            await self._run_client(listener_name, connection)
         finally:
             self._connections.discard(connection)
             connection.close()
@@ -142,31 +146,54 @@ class GuardedConnectionsBroker(DeliveryBroker):
             connection.peer,
             self._admitted,
         )
-        # read the CONNECT (bounded by the CONNECT timeout and the packet size limit) so
-        # the client learns why
-        if await connection.next_packet() is not None:
-            connection.send(connack(False, _CONNACK_SERVER_UNAVAILABLE))
+        connection.send(connack(False, _CONNACK_SERVER_UNAVAILABLE))
 
-    async def _run_client(self, listener_name: str, connection: Connection) -> None:
-        packet = await connection.next_packet()
-        if packet is None:
-            return
+    async def _log_in(
+        self, listener_name: str, connection: Connection
+    ) -> tuple[Connect, HubSession] | None:
+        """Read the CONNECT and authenticate it, counted apart from logged-in clients
+        (``max_unauthenticated``): idle sockets cannot take the places of real clients."""
+        self._pending += 1
         try:
-            connect = decode_connect(packet[1])
-        except MalformedPacket as exc:
-            connection.abort(f"malformed CONNECT: {exc}")
-            return
-        if connect.return_code:
-            connection.send(connack(False, connect.return_code))
-            return
-        connection.connected(connect.keep_alive)
-        session = _new_session(connect, connection.peer)
-        authenticated = await self._authenticate(session, self.listeners_config[listener_name])
+            packet = await connection.next_packet()
+            if packet is None:
+                return None
+            try:
+                connect = decode_connect(packet[1])
+            except MalformedPacket as exc:
+                connection.abort(f"malformed CONNECT: {exc}")
+                return None
+            if connect.return_code:
+                connection.send(connack(False, connect.return_code))
+                return None
+            connection.connected(connect.keep_alive)
+            session = _new_session(connect, connection.peer)
+            authenticated = await self._authenticate(session, self.listeners_config[listener_name])
+        finally:
+            self._pending -= 1
         if connection.closed.done():
-            return
+            return None
         if not authenticated:
             connection.send(connack(False, _CONNACK_NOT_AUTHORIZED))
+            return None
+        return connect, session
+
+    async def _run_client(self, listener_name: str, connection: Connection) -> None:
+        logged_in = await self._log_in(listener_name, connection)
+        if logged_in is None:
             return
+        if self._admitted >= self.limits.max_connections:
+            await self._refuse(connection)
+            return
+        self._admitted += 1
+        try:
+            await self._run_session(*logged_in, connection)
+        finally:
+            self._admitted -= 1
+
+    async def _run_session(
+        self, connect: Connect, session: HubSession, connection: Connection
+    ) -> None:
         handler = await self._open_session(session, connect.clean_session, connection)
         if handler is None:
             return

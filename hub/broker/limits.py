@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_PACKET_SIZE",
     "DEFAULT_MAX_QUEUED_MESSAGES",
+    "DEFAULT_MAX_UNAUTHENTICATED",
     "Limits",
 ]
 
@@ -22,6 +23,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_PACKET_SIZE = 64 * 1024
 DEFAULT_MAX_QUEUED_MESSAGES = 1000
 DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_MAX_UNAUTHENTICATED = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,4 +41,7 @@ class Limits:
     """Seconds without any acknowledgement after which a client at its bound of
     unacknowledged deliveries is closed (it stopped reading), not just skipped."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
-    """Open client connections over all listeners; more are refused (CONNACK 0x03)."""
+    """Logged-in client connections over all listeners; more are refused (CONNACK 0x03)."""
+    max_unauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED
+    """Connections not logged in yet (waiting for or checking their CONNECT); more are
+    closed at once. They count apart from ``max_connections``."""

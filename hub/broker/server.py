@@ -25,6 +25,7 @@ from hub.broker.limits import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PACKET_SIZE,
     DEFAULT_MAX_QUEUED_MESSAGES,
+    DEFAULT_MAX_UNAUTHENTICATED,
     Limits,
 )
 from hub.broker.transport import EmbeddedTransport
@@ -53,7 +54,9 @@ class BrokerOptions:
     """Seconds without any acknowledgement after which a client with ``max_queued_messages``
     deliveries unacknowledged is disconnected."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
-    """Open connections over all listeners; more get CONNACK 0x03 (server unavailable)."""
+    """Logged-in connections over all listeners; more get CONNACK 0x03 (server unavailable)."""
+    max_unauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED
+    """Connections not logged in yet; more are closed at once."""
     session_expiry: int = 86_400
     """Seconds a disconnected persistent session (clean session 0) is kept; amqtt's default
     keeps them forever (Yakifo/amqtt#14, #247)."""
@@ -153,6 +156,7 @@ class EmbeddedBroker:
             max_packet_size=options.max_packet_size,
             max_queued_messages=options.max_queued_messages,
             max_connections=options.max_connections,
+            max_unauthenticated=options.max_unauthenticated,
             ack_timeout=options.ack_timeout,
         )
         broker = HubBroker(self._config(), limits=limits)

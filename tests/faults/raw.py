@@ -20,6 +20,7 @@ from tests.broker.wire import (
 )
 
 __all__ = [
+    "CONNACK_ACCEPTED",
     "PINGREQ",
     "connect_packet",
     "encode_length",
@@ -29,6 +30,7 @@ __all__ = [
     "read_until_closed",
     "split_packets",
     "subscribe_packet",
+    "try_login",
 ]
 
 PINGREQ = b"\xc0\x00"
@@ -60,8 +62,11 @@ def connect_packet(
     return packet(0x10, header + payload)
 
 
-def open_socket(port: int, timeout: float = 5.0) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def open_socket(port: int, timeout: float = 5.0, *, source: str | None = None) -> socket.socket:
+    """A TCP connection to 127.0.0.1; ``source`` another loopback address (127.0.0.2...) to
+    come from, as a second machine would."""
+    address = None if source is None else (source, 0)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=address)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
@@ -104,3 +109,28 @@ def split_packets(data: bytes) -> list[tuple[int, int, bytes]]:
         packets.append((data[pos] >> 4, data[pos] & 0x0F, data[index : index + length]))
         pos = index + length
     return packets
+
+
+CONNACK_ACCEPTED = 0
+
+
+def try_login(
+    port: int, client_id: str, username: str, password: str, *, source: str | None = None
+) -> tuple[int | None, float]:
+    """(CONNACK return code, or None if closed without one; seconds until the answer).
+    ``source``: the loopback address to come from (the throttle counts per address)."""
+    started = time.monotonic()
+    sock = open_socket(port, timeout=15, source=source)
+    try:
+        sock.sendall(connect_packet(client_id, username=username, password=password))
+        data = b""
+        while not (packets := split_packets(data)):
+            chunk = sock.recv(64)
+            if not chunk:
+                return None, time.monotonic() - started
+            data += chunk
+    finally:
+        sock.close()
+    kind, _flags, body = packets[0]
+    assert kind == 2, f"not a CONNACK: {data!r}"
+    return int(body[1]), time.monotonic() - started

@@ -1,7 +1,7 @@
 """Attacks on authentication and the ACL: password guessing in a loop is slowed down (and
-the right password is not), forged and expired session tokens are refused, no role reads
-another player's replies or commands, and no role publishes state, events, status, join
-codes or anyone's replies.
+the right password from another address is not), forged and expired session tokens are
+refused, no role reads another player's replies or commands, and no role publishes state,
+events, status, join codes or anyone's replies.
 """
 
 from __future__ import annotations
@@ -21,31 +21,11 @@ from hub.auth import Role
 from tests.faults.hubs import RestartableHub, ensure_user, operator_client
 from tests.faults.invariants import assert_invariants, retained_state
 from tests.faults.ledger import LEDGER, Category
-from tests.faults.raw import connect_packet, open_socket, split_packets
+from tests.faults.raw import CONNACK_ACCEPTED, try_login
 from tests.faults.web import Api
 from tests.support.mqtt import TOPICS, TestClient
 
-CONNACK_ACCEPTED = 0
 THROTTLE_BASE, THROTTLE_CAP = 0.25, 5.0  # hub.auth.LoginThrottle's defaults
-
-
-def _login(port: int, client_id: str, username: str, password: str) -> tuple[int | None, float]:
-    """(CONNACK return code, or None if closed without one; seconds until the answer)."""
-    started = time.monotonic()
-    sock = open_socket(port, timeout=15)
-    try:
-        sock.sendall(connect_packet(client_id, username=username, password=password))
-        data = b""
-        while not (packets := split_packets(data)):
-            chunk = sock.recv(64)
-            if not chunk:
-                return None, time.monotonic() - started
-            data += chunk
-    finally:
-        sock.close()
-    kind, _flags, body = packets[0]
-    assert kind == 2, f"not a CONNACK: {data!r}"
-    return int(body[1]), time.monotonic() - started
 
 
 def _expected_delay(failure: int) -> float:
@@ -72,9 +52,11 @@ def test_guessing_passwords_in_a_loop_is_slowed_down_and_the_right_one_is_not(
     mqtt_delays: list[float] = []
     http_delays: list[float] = []
 
-    def guess_mqtt() -> None:
+    def guess_mqtt() -> None:  # from another machine than the join codes' guesser
         for user in guesses:
-            rc, seconds = _login(address.mqtt_port, user, user, "letmein-123")
+            rc, seconds = try_login(
+                address.mqtt_port, user, user, "letmein-123", source="127.0.0.3"
+            )
             assert rc not in (None, CONNACK_ACCEPTED), (user, rc)
             mqtt_delays.append(seconds)
 
@@ -91,8 +73,8 @@ def test_guessing_passwords_in_a_loop_is_slowed_down_and_the_right_one_is_not(
     for attacker in attackers:
         attacker.start()
     honest: list[float] = []
-    while any(attacker.is_alive() for attacker in attackers):
-        rc, seconds = _login(address.mqtt_port, "alice", "alice", alice)
+    while any(attacker.is_alive() for attacker in attackers):  # alice is on a third machine
+        rc, seconds = try_login(address.mqtt_port, "alice", "alice", alice, source="127.0.0.2")
         assert rc == CONNACK_ACCEPTED
         honest.append(seconds)
         time.sleep(0.3)  # pacing of the honest user's logins
@@ -103,7 +85,9 @@ def test_guessing_passwords_in_a_loop_is_slowed_down_and_the_right_one_is_not(
         assert len(delays) == len(guesses)
         for failure, seconds in enumerate(delays, start=1):
             assert seconds >= 0.9 * _expected_delay(failure), delays
-    assert max(honest) < 1.0, f"the right password was held back: {honest}"
+    # not held back by the attacker's lock (4 s by its end); one argon2 check on a loaded
+    # machine may take half a second
+    assert max(honest) < 0.75 * _expected_delay(len(guesses)), f"held back: {honest}"
     LEDGER.add(Category.AUTH_ATTACKS, inputs=2 * len(guesses), refused=2 * len(guesses))
 
 
@@ -134,24 +118,31 @@ def test_forged_and_expired_session_tokens_are_refused(tmp_path: Path) -> None:
         address = hub.address
         api = Api(address)
         a, b = api.session("Ann"), api.session("Ben")
-        assert _login(address.mqtt_port, a["client_id"], a["client_id"], a["token"])[0] == 0
+        assert try_login(address.mqtt_port, a["client_id"], a["client_id"], a["token"])[0] == 0
 
         forgeries = _forgeries(a, b)
-        with ThreadPoolExecutor(len(forgeries)) as pool:  # at once: the throttle adds up
-            results = list(
-                pool.map(lambda f: (f[0], _login(address.mqtt_port, *f[1:])[0]), forgeries)
-            )
+
+        def forge(i: int, forgery: tuple[str, str, str, str]) -> tuple[str, int | None]:
+            # each from its own address: one address's attempts wait out each other's locks
+            return forgery[0], try_login(address.mqtt_port, *forgery[1:], source=f"127.0.1.{i}")[0]
+
+        with ThreadPoolExecutor(len(forgeries)) as pool:
+            results = list(pool.map(forge, range(1, len(forgeries) + 1), forgeries))
         accepted = [what for what, rc in results if rc == CONNACK_ACCEPTED]
         assert accepted == [], f"forged logins accepted: {accepted}"
 
         expires_at = datetime.fromisoformat(a["expires_at"].replace("Z", "+00:00")).timestamp()
         while time.time() <= expires_at + 0.1:  # the session's own clock: wait it out
             time.sleep(0.05)
-        rc, _ = _login(address.mqtt_port, a["client_id"], a["client_id"], a["token"])
+        rc, _ = try_login(
+            address.mqtt_port, a["client_id"], a["client_id"], a["token"], source="127.0.2.1"
+        )
         assert rc not in (None, CONNACK_ACCEPTED), "an expired session was accepted"
         fresh = api.session("Cid")
         fresh_id = fresh["client_id"]
-        assert _login(address.mqtt_port, fresh_id, fresh_id, fresh["token"])[0] == CONNACK_ACCEPTED
+        assert (
+            try_login(address.mqtt_port, fresh_id, fresh_id, fresh["token"])[0] == CONNACK_ACCEPTED
+        )
     LEDGER.add(Category.AUTH_ATTACKS, inputs=len(forgeries) + 1, refused=len(forgeries) + 1)
 
 

@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from typing import Any
 
 from tests.faults.hubs import HubAddress
 
-__all__ = ["Api"]
+__all__ = ["Api", "http_request"]
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | Iterable[bytes] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    source: str | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, bytes]:
+    """One raw HTTP request to 127.0.0.1:``port`` -> (status, body); ``source`` another
+    loopback address to come from (127.0.0.2...), as a second machine would. A body of
+    chunks is sent chunked (no Content-Length)."""
+    address = None if source is None else (source, 0)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=address)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
 class Api:

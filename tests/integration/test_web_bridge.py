@@ -253,7 +253,9 @@ def test_websocket_frames_are_checked(hub: HubProcess) -> None:
 
 
 def test_a_websocket_flood_is_refused(data_dir: Path) -> None:
-    with HubProcess(data_dir, env={"HUB_WS_MAX_CONNECTIONS": "1"}) as hub, _ws(hub):
+    # sockets that have not logged in have their own budget (ws_max_unauthenticated)
+    env = {"HUB_WS_MAX_CONNECTIONS": "1", "HUB_WS_MAX_UNAUTHENTICATED": "1"}
+    with HubProcess(data_dir, env=env) as hub, _ws(hub):
         with _ws(hub) as second, pytest.raises(ConnectionClosed) as closed:
             second.recv(timeout=10)
         assert closed.value.rcvd is not None
