@@ -25,8 +25,16 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# pytest under coverage: the hubs, bridges and Pi nodes the tests start are measured too
+# ([tool.coverage.run] in pyproject.toml); the floor is checked on full runs only
+COV_DIR := .coverage-data
 pytest: setup assets system-deps
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@rm -rf $(COV_DIR)
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	@$(BIN)/coverage combine -q
+	@$(BIN)/coverage json -q --fail-under=0 -o $(COV_DIR)/coverage.json
+	@$(BIN)/python -m tests.support.coverage_summary $(COV_DIR)/coverage.json \
+	  $(if $(PYTEST_ARGS),,--check-floor)
 
 setup: $(STAMP)
 
@@ -68,6 +76,6 @@ system-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis $(COV_DIR)
 
 -include bench/bench.mk
