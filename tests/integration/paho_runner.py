@@ -10,6 +10,7 @@ from ``TABLEHUB_PAHO_PASSWORD``. Each test's outcome is written to RESULTS as JS
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import runpy
@@ -63,10 +64,9 @@ def main() -> None:
     folder, port, results = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     script = str(folder / "client_test.py")
     sys.path.insert(0, str(folder))
-    from mqtt.clients.V311 import Client  # upstream's client, from FOLDER  # noqa: PLC0415
-
-    Client.connect = functools.partialmethod(  # type: ignore[method-assign]
-        Client.connect, username="operator", password=os.environ["TABLEHUB_PAHO_PASSWORD"].encode()
+    client: Any = importlib.import_module("mqtt.clients.V311").Client  # upstream's, from FOLDER
+    client.connect = functools.partialmethod(
+        client.connect, username="operator", password=os.environ["TABLEHUB_PAHO_PASSWORD"].encode()
     )
 
     class Runner(unittest.TextTestRunner):
@@ -74,12 +74,14 @@ def main() -> None:
 
         def run(self, test: Any) -> Any:
             result = super().run(test)
+            assert isinstance(result, _RecordingResult)
             results.write_text(json.dumps(result.outcomes))
             return result
 
     # client_test.py reads its options with getopt, then calls unittest.main(), which would
     # read the same argv and refuse them: give unittest its own
-    unittest.main = functools.partial(  # type: ignore[misc]
+    patched: Any = unittest
+    patched.main = functools.partial(
         unittest.main,
         argv=[script, "-v", *(f"Test.{name}" for name in APPLICABLE)],
         testRunner=Runner,
