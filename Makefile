@@ -8,6 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 APT    := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+# quiet (errors still show), and only what is asked for: chromium's recommends would pull in
+# ~160 more packages (avahi-daemon, udev, cups helpers...) that headless tests do not use
+APT_INSTALL := $(APT) install -y -qq --no-install-recommends -o=Dpkg::Use-Pty=0
 NODE_STAMP := node_modules/.installed-$(shell cksum < package-lock.json | cut -d' ' -f1)
 HUB_ARGS ?=
 
@@ -25,14 +28,22 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# pytest under coverage: the hubs, bridges and Pi nodes the tests start are measured too
+# ([tool.coverage.run] in pyproject.toml); the floor is checked on full runs only
+COV_DIR := .coverage-data
 pytest: setup assets system-deps
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@rm -rf $(COV_DIR)
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	@$(BIN)/coverage combine -q
+	@$(BIN)/coverage json -q --fail-under=0 -o $(COV_DIR)/coverage.json
+	@$(BIN)/python -m tests.support.coverage_summary $(COV_DIR)/coverage.json \
+	  $(if $(PYTEST_ARGS),,--check-floor)
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
-	  echo "installing python3-venv"; $(APT) update -qq && $(APT) install -y -qq python3-venv python3-pip; }
+	  echo "installing python3-venv"; $(APT) update -qq && $(APT_INSTALL) python3-venv python3-pip >/dev/null; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
@@ -45,7 +56,7 @@ assets: $(NODE_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { \
-	  echo "installing nodejs and npm"; $(APT) update -qq && $(APT) install -y -qq nodejs npm; }
+	  echo "installing nodejs and npm"; $(APT) update -qq && $(APT_INSTALL) nodejs npm >/dev/null; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -57,17 +68,17 @@ system-deps:
 	@missing=""; \
 	command -v mosquitto_sub >/dev/null || missing="$$missing mosquitto-clients"; \
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
-	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium fonts-liberation"; \
 	command -v tmux >/dev/null || missing="$$missing tmux"; \
 	command -v zbarimg >/dev/null || missing="$$missing zbar-tools"; \
 	test -f /usr/share/consolefonts/Lat15-Fixed16.psf.gz || missing="$$missing console-setup-linux"; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing$$missing"; $(APT) update -qq && $(APT) install -y -qq $$missing; \
+	  echo "installing$$missing"; $(APT) update -qq && $(APT_INSTALL) $$missing >/dev/null; \
 	  case "$$missing" in *" mosquitto"|*" mosquitto "*) \
 	    (systemctl disable --now mosquitto || service mosquitto stop) >/dev/null 2>&1 || true;; esac; \
 	fi
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis $(COV_DIR)
 
 -include bench/bench.mk

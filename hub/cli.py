@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
         "--broker", required=True, help="the hub's broker, mqtt://USER:PASS@HOST:PORT"
     )
 
-    users = commands.add_parser("users", help="manage operator and display users")
+    users_help = "manage users: operators, displays and players"
+    users = commands.add_parser("users", help=users_help, description=users_help)
     user_commands = users.add_subparsers(dest="users_command", required=True)
     add = user_commands.add_parser("add", help="add a user (prints a random password)")
     common(add)

@@ -15,6 +15,7 @@ import pwd
 from pathlib import Path
 
 from hub.auth import SERVICE_USER, Role, UserStore
+from hub.auth.acl import BROKER_TOPICS
 from hub.auth.passwords import mosquitto_hash, new_password
 from hub.files import write_atomic
 from hub.protocol import Topics
@@ -43,7 +44,7 @@ def acl_file(topics: Topics, users: UserStore) -> str:
     ]
     for user in users.list():
         if user.role is Role.OPERATOR:
-            lines += ["", f"user {user.name}", "topic read #", "topic read $SYS/#"]
+            lines += ["", f"user {user.name}", "topic read #", f"topic read {BROKER_TOPICS}/#"]
         elif user.role is Role.DISPLAY:
             lines += ["", f"user {user.name}", f"topic read {r}/games/+/join"]
     return "\n".join(lines) + "\n"

@@ -3,8 +3,9 @@
 Inside the root R: only the service publishes status, stats, state, events and replies;
 a client publishes only its own command topics and its own presence. Players read status,
 stats, state, events and presence, and their own replies; displays also the join codes;
-operators read everything. Outside R only operators publish or subscribe. A filter that
-reaches beyond what a client may read (a display on ``R/#``) is granted, and then every
+operators read everything. Outside R only operators publish or subscribe, ``$`` topics
+included (as Mosquitto allows), except ``$SYS``, which only the broker publishes. A filter
+that reaches beyond what a client may read (a display on ``R/#``) is granted, and then every
 delivery on it is checked; a filter that can match nothing readable is refused.
 """
 
@@ -16,7 +17,17 @@ from enum import Enum
 from hub.auth.roles import Role
 from hub.protocol import Topics, topic_matches
 
-__all__ = ["Acl", "Identity", "SubscribeDecision", "filter_covers", "filters_overlap"]
+__all__ = [
+    "BROKER_TOPICS",
+    "Acl",
+    "Identity",
+    "SubscribeDecision",
+    "filter_covers",
+    "filters_overlap",
+]
+
+BROKER_TOPICS = "$SYS"
+"""The first level of the topics only the broker itself publishes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +97,7 @@ class Acl:
     def may_publish(self, who: Identity, topic: str) -> bool:
         if who.role is Role.SERVICE:
             return True
-        if topic.startswith("$"):
+        if topic.split("/", 1)[0] == BROKER_TOPICS:
             return False
         if not self._inside_root(topic):
             return who.role is Role.OPERATOR

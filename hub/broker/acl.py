@@ -41,7 +41,5 @@ class WillAclBroker(Broker):  # type: ignore[misc]  # amqtt ships no type inform
         topic = session.will_topic
         if not topic or "+" in topic or "#" in topic:  # not a topic name [MQTT-3.3.2-2]
             return False
-        if topic.startswith("$"):  # amqtt refuses client PUBLISHes there too
-            return False
         allowed: bool = await self._topic_filtering(session, topic=topic, action=Action.PUBLISH)
         return allowed

@@ -322,13 +322,6 @@ class HubHandler(BrokerProtocolHandler):  # type: ignore[misc]  # amqtt ships no
             topic = body[2:end].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedPacket("PUBLISH topic is not valid UTF-8 [MQTT-1.5.3-1]") from exc
-        if topic[0] == "$":
-            # amqtt refuses "$" topics from clients [MQTT-4.7.2-1] by leaving the client's
-            # message loop but not the connection (a zombie); close it instead
-            self._finished = True
-            if self.connection is not None:
-                self.connection.abort("PUBLISH to a topic clients may not use")
-            return True
         if qos == 0:
             return self.router.route_now(self.session, topic, body[end:], 0, bool(first & 0x01))
         pid = (body[end] << 8) | body[end + 1]

@@ -156,7 +156,7 @@ class Store:
         try:
             if self._read_only:
                 if not self.path.exists():
-                    msg = f"no journal at {self.path}"
+                    msg = f"no journal at {self.path.absolute()}"
                     raise StorageUnavailableError(msg)
                 uri = f"{self.path.absolute().as_uri()}?mode=ro"  # as_uri escapes # ? %
                 db = sqlite3.connect(uri, uri=True, check_same_thread=False)

@@ -66,6 +66,8 @@ def test_filters_overlap(first: str, second: str, overlap: bool) -> None:
         (ALICE, "elsewhere/#", D),
         (OP, "$SYS/#", G),
         (OP, "#", G),
+        (OP, "$TopicA/#", G),
+        (ALICE, "$TopicA/#", D),
     ],
 )
 def test_subscribe_decisions(who: Identity, topic_filter: str, decision: SubscribeDecision) -> None:
@@ -99,6 +101,10 @@ def test_may_read(who: Identity, topic: str, readable: bool) -> None:
         (ALICE, "elsewhere", False),
         (OP, "elsewhere/x", True),
         (OP, "tablehub/status", False),
+        (OP, "$TopicA/B", True),  # as Mosquitto allows
+        (OP, "$SYS/broker/uptime", False),  # only the broker publishes there
+        (ALICE, "$TopicA/B", False),
+        (PI, "$TopicA/B", False),
         (Identity("svc", Role.SERVICE), "tablehub/status", True),
     ],
 )

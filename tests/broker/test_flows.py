@@ -168,6 +168,26 @@ def test_denied_publish_is_checked_every_time(start_hub: StartBroker) -> None:
     assert [m.topic for m in watcher.barrier()] == ["yes/x", "yes/x"]
 
 
+def test_dollar_topic_publish_is_routed_past_wildcards(start_broker: StartBroker) -> None:
+    # stock amqtt leaves the client's message loop on a "$" topic, unacknowledged; the ACL
+    # decides who may publish there, and "#"/"+" never match it [MQTT-4.7.2-1]
+    broker = start_broker(
+        extra_plugins={"tests.broker.plugins.DenyTopics": {"publish": ["$denied/x"]}}
+    )
+    exact, wild = broker.client(), broker.client()
+    exact.connect("exact")
+    exact.subscribe(("$hub/x", 1), ("$denied/x", 1))
+    wild.connect("wild")
+    wild.subscribe(("#", 1), ("+/x", 1))
+    publisher = broker.client()
+    publisher.connect("publisher")
+    publisher.publish("$denied/x", b"no", qos=1)  # acknowledged, dropped
+    publisher.publish("$hub/x", b"yes", qos=1)
+    publisher.ping()  # the connection is kept
+    assert [(m.topic, m.payload) for m in exact.barrier()] == [("$hub/x", b"yes")]
+    assert [m.topic for m in wild.barrier() if m.topic.startswith("$")] == []
+
+
 def test_puback_arrives_for_a_qos1_publish_with_nobody_subscribed(start_hub: StartBroker) -> None:
     broker = start_hub()
     publisher = broker.client()

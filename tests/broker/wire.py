@@ -83,6 +83,7 @@ def connect_packet(
     clean: bool = True,
     will: Will | None = None,
     username: str | None = None,
+    password: str | None = None,
 ) -> bytes:
     flags = 0x02 if clean else 0
     payload = encode_string(client_id)
@@ -92,6 +93,9 @@ def connect_packet(
     if username is not None:
         flags |= 0x80
         payload += encode_string(username)
+    if password is not None:
+        flags |= 0x40
+        payload += encode_string(password)
     header = encode_string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive)
     return packet(0x10, header + payload)
 
@@ -158,12 +162,18 @@ class RawClient:
         clean: bool = True,
         will: Will | None = None,
         username: str | None = None,
+        password: str | None = None,
         timeout: float = 3.0,
     ) -> Connack:
         self.client_id = client_id
         self.send(
             connect_packet(
-                client_id, keepalive=keepalive, clean=clean, will=will, username=username
+                client_id,
+                keepalive=keepalive,
+                clean=clean,
+                will=will,
+                username=username,
+                password=password,
             )
         )
         reply = self.expect(CONNACK, timeout)

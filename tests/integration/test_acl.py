@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 
+from tests.broker.wire import RawClient
 from tests.support.hub import HubProcess, password_of
 from tests.support.mqtt import TOPICS, TestClient
 
@@ -142,3 +144,40 @@ def test_nobody_reads_other_clients_commands_or_replies(hub: HubProcess, role: s
         assert snoop.send({"type": "teleport"})["ok"] is False  # later than zed's
         leaked = [m.topic for m in snoop.messages if OTHER in m.topic]
     assert leaked == []
+
+
+def test_only_operators_publish_on_dollar_topics_and_no_wildcard_sees_them(
+    data_dir: Path,
+) -> None:
+    """[MQTT-4.7.2-1]: "#" and "+" never match "$" topics. Operators may publish on "$"
+    topics (not "$SYS", the broker's); anyone else's such PUBLISH is denied like any other:
+    acknowledged, dropped, logged, the connection kept. Embedded broker only: Mosquitto's ACL
+    file gives operators no write access outside their own topics (docs)."""
+    with HubProcess(data_dir) as hub:
+        operator = password_of(hub, "operator")
+        exact, wild, tool = (
+            RawClient(hub.mqtt_port),
+            RawClient(hub.mqtt_port),
+            RawClient(hub.mqtt_port),
+        )
+        player = RawClient(hub.mqtt_port)
+        try:
+            exact.connect("exact", username="operator", password=operator)
+            exact.subscribe(("$hub/x", 1), ("$SYS/forged", 1))
+            wild.connect("wild", username="operator", password=operator)
+            wild.subscribe(("#", 1), ("+/x", 1))
+            player.connect("alice", username="alice", password=password_of(hub, "alice"))
+            tool.connect("tool", username="operator", password=operator)
+            player.publish("$hub/x", b"player", qos=1)  # waits for the PUBACK
+            tool.publish("$SYS/forged", b"forged", qos=1)
+            tool.publish("$hub/x", b"operator", qos=1)
+            player.ping()  # still connected
+            tool.ping()
+            assert [(m.topic, m.payload) for m in exact.barrier()] == [("$hub/x", b"operator")]
+            assert [m.topic for m in wild.barrier() if m.topic.startswith("$")] == []
+        finally:
+            for client in (exact, wild, tool, player):
+                client.close()
+        log = hub.log_text()
+    assert "dropped publish by alice to $hub/x" in log
+    assert "dropped publish by operator to $SYS/forged" in log
