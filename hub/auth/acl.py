@@ -7,6 +7,8 @@ operators read everything. Outside R only operators publish or subscribe, ``$`` 
 included (as Mosquitto allows), except ``$SYS``, which only the broker publishes. A filter
 that reaches beyond what a client may read (a display on ``R/#``) is granted, and then every
 delivery on it is checked; a filter that can match nothing readable is refused.
+Nobody but the service may *retain* a message on a command topic: a command is applied
+when it is sent, never replayed to the service when it (re)subscribes.
 """
 
 from __future__ import annotations
@@ -106,6 +108,13 @@ class Acl:
             self._topics.client_presence(who.username),
         )
         return any(topic_matches(topic, pattern) for pattern in own)
+
+    def may_retain(self, who: Identity, topic: str) -> bool:
+        """May ``who`` publish ``topic`` with the retain flag (given it may publish it)?
+        Not on command topics (except the service, which clears stored ones)."""
+        if who.role is Role.SERVICE:
+            return True
+        return not topic_matches(topic, self._topics.command_filter)
 
     def _readable(self, who: Identity) -> tuple[str, ...]:
         reads = self._display_reads if who.role is Role.DISPLAY else self._player_reads

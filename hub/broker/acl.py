@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from amqtt.broker import Broker
@@ -17,7 +18,11 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class WillAclBroker(Broker):  # type: ignore[misc]  # amqtt ships no type information
-    """Drops a will its client may not publish, instead of publishing it on its behalf."""
+    """Drops a will its client may not publish (or not retain, if it asks to), instead of
+    publishing it on its behalf."""
+
+    retain_allowed: Callable[[Session, str], bool]
+    """``DeliveryBroker.retain_allowed``, later in the MRO."""
 
     async def _handle_disconnect(
         self,
@@ -42,4 +47,4 @@ class WillAclBroker(Broker):  # type: ignore[misc]  # amqtt ships no type inform
         if not topic or "+" in topic or "#" in topic:  # not a topic name [MQTT-3.3.2-2]
             return False
         allowed: bool = await self._topic_filtering(session, topic=topic, action=Action.PUBLISH)
-        return allowed
+        return allowed and (not session.will_retain or self.retain_allowed(session, topic))

@@ -167,6 +167,12 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
             session.attributes[FILTERED] = True
         return True
 
+    def retain_allowed(self, session: Session, topic: str) -> bool:
+        """``delivery.RetainPolicy``: no retained commands (they would be replayed to the
+        state service at each of its subscriptions, i.e. after every restart)."""
+        identity = session.attributes.get(IDENTITY)
+        return isinstance(identity, Identity) and self._acl.may_retain(identity, topic)
+
     def receive_needs_check(self, session: Session, topic_filter: str) -> bool:
         """``delivery.ReceiveScope``: only a filter wider than what the client may read (a
         display's ``R/#``) has its deliveries checked (once per topic, then cached); one

@@ -18,7 +18,11 @@ wait (for the plugins' async ``topic_filtering``).
 
 Topic plugins may tell which subscriptions need per-message checks with a synchronous
 ``receive_needs_check(session, topic_filter) -> bool`` (``ReceiveScope``); a plugin without
-it gets every delivery checked (once per topic and session).
+it gets every delivery checked (once per topic and session). They may also refuse the
+retain flag on topics a client may otherwise publish with a synchronous
+``retain_allowed(session, topic) -> bool`` (``RetainPolicy``): such a PUBLISH is dropped
+and logged like any denied one (acknowledged at its QoS, the connection kept), neither
+routed nor stored.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from hub.broker.packets import suback
 from hub.broker.session import MAX_CACHED_TOPICS, HubSession, Subscriber
 from hub.broker.topictree import TopicTree
 
-__all__ = ["DeliveryBroker", "MessageTap", "ReceiveScope"]
+__all__ = ["DeliveryBroker", "MessageTap", "ReceiveScope", "RetainPolicy"]
 
 _LOGGER = logging.getLogger(__name__)
 _REFUSED = 0x80
@@ -55,6 +59,13 @@ class ReceiveScope(Protocol):
     per-topic RECEIVE check? False when everything the filter can match is readable."""
 
     def receive_needs_check(self, session: Session, topic_filter: str) -> bool: ...
+
+
+class RetainPolicy(Protocol):
+    """Optional hook of a topic plugin: may this client retain on this topic, which it may
+    publish to? (The hub refuses retained commands: they would be replayed.)"""
+
+    def retain_allowed(self, session: Session, topic: str) -> bool: ...
 
 
 def valid_filter(topic_filter: str) -> bool:
@@ -226,6 +237,8 @@ class DeliveryBroker(Broker):  # type: ignore[misc]  # amqtt ships no type infor
         """Route a client's PUBLISH if every ACL verdict it needs is cached."""
         if topic not in source.publish_allowed:
             return False
+        if retain and not self.retain_allowed(source, topic):
+            return True  # dropped; the caller acknowledges it
         targets = self._targets(topic)
         if self._unresolved(targets, topic):
             return False
@@ -249,12 +262,27 @@ class DeliveryBroker(Broker):  # type: ignore[misc]  # amqtt ships no type infor
             if len(source.publish_allowed) >= MAX_CACHED_TOPICS:
                 source.publish_allowed.clear()
             source.publish_allowed.add(topic)
+        if retain and not self.retain_allowed(source, topic):
+            return
         while unresolved := self._unresolved(self._targets(topic), topic):
             await self._resolve(unresolved, topic)
         self._message_event(BrokerEvents.MESSAGE_BROADCAST, source, topic, payload, qos, retain)
         self._deliver(source, topic, payload, qos, self._targets(topic))
         if retain:
             self._store_retained(topic, payload, qos)
+
+    def retain_allowed(self, source: Session, topic: str) -> bool:
+        """Ask the topic plugins' ``RetainPolicy``; a refusal is logged here."""
+        for plugin in self.plugins_manager._topic_plugins:
+            allowed = getattr(plugin, "retain_allowed", None)
+            if allowed is not None and not allowed(source, topic):
+                _LOGGER.warning(
+                    "dropped retained publish by %s to %s: may not retain there",
+                    source.username or source.client_id,
+                    topic,
+                )
+                return False
+        return True
 
     def _message_event(  # noqa: PLR0917 - the fields of the message, as everywhere here
         self,

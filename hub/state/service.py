@@ -106,6 +106,8 @@ class _Batch:
     before: dict[str, GameState] = field(default_factory=dict)
     changed_before: dict[str, datetime] = field(default_factory=dict)
     """When each game the batch changes had last changed before it (restored on failure)."""
+    stale: list[str] = field(default_factory=list)
+    """Command topics holding a retained command, to clear."""
 
 
 class StateService:
@@ -142,6 +144,9 @@ class StateService:
         self._started_mono = time.monotonic()
         self._limiter = RateLimiter(options.command_rate, options.command_burst)
         self._latency = LatencyHistogram()
+        self._clearing: set[str] = set()
+        """Command topics whose retained command we cleared: the broker echoes the empty
+        payload back to us once."""
 
     # --- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -278,6 +283,8 @@ class StateService:
                 continue
             where = self._topics.parse_command(message.topic)
             if where is not None:
+                if self._stale(message, batch):
+                    continue
                 commands.append(message)
                 self._command(message, where, now, batch)
                 continue
@@ -295,6 +302,9 @@ class StateService:
             await self._send(self._topics.game_events(event.game), encode(event))
         for reply_to, reply in batch.replies:
             await self._send(self._topics.client_reply(reply_to), encode(reply))
+        for topic in batch.stale:
+            self._clearing.add(topic)
+            await self._send(topic, b"", retain=True)
         done = time.monotonic()
         for message in commands:
             self._latency.observe(done - message.received_at)
@@ -464,6 +474,26 @@ class StateService:
             return
         _LOGGER.info("%s: seat %d ran out of time", due.game, command.seat)
         self._accepted(batch, due.game, command, actor=HUB_ACTOR, outcome=outcome, now=now)
+
+    def _stale(self, message: Inbound, batch: _Batch) -> bool:
+        """A command is applied only when it is sent. A retained one (which a broker replays
+        at every subscription, i.e. at each start of the service) is ignored without a
+        reply and cleared; the empty payload that clears it comes back once, ignored too.
+        (The embedded broker refuses retained commands; Mosquitto's ACL cannot.)"""
+        if message.retained:
+            if message.payload:
+                _LOGGER.warning(
+                    "ignored a retained command on %s (%d bytes): commands count only when"
+                    " sent; clearing it",
+                    message.topic,
+                    len(message.payload),
+                )
+                batch.stale.append(message.topic)
+            return True
+        if message.sender is None and not message.payload and message.topic in self._clearing:
+            self._clearing.discard(message.topic)
+            return True
+        return False
 
     def _spoofed(
         self, message: Inbound, where: CommandTopic, batch: _Batch, request_id: str | None

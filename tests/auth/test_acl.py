@@ -110,3 +110,18 @@ def test_may_read(who: Identity, topic: str, readable: bool) -> None:
 )
 def test_may_publish(who: Identity, topic: str, allowed: bool) -> None:
     assert ACL.may_publish(who, topic) is allowed
+
+
+@pytest.mark.parametrize(
+    ("who", "topic", "allowed"),
+    [
+        (ALICE, "tablehub/games/main/cmd/alice", False),
+        (ALICE, "tablehub/games/any-name/cmd/alice", False),
+        (OP, "tablehub/games/main/cmd/op", False),
+        (ALICE, "tablehub/clients/alice/presence", True),
+        (OP, "elsewhere/cmd", True),
+        (Identity("tablehub-service", Role.SERVICE), "tablehub/games/main/cmd/alice", True),
+    ],
+)
+def test_nobody_but_the_service_retains_commands(who: Identity, topic: str, allowed: bool) -> None:
+    assert ACL.may_retain(who, topic) is allowed
