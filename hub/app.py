@@ -13,6 +13,7 @@ import logging
 import os
 import resource
 import signal
+import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -20,18 +21,30 @@ from datetime import datetime
 from pathlib import Path
 
 from hub import __version__
-from hub.auth import Acl, JoinCodeStore, LoginGate, PasswordVerifier, Role, SessionStore, UserStore
+from hub.auth import (
+    Acl,
+    AuthError,
+    JoinCodeStore,
+    LoginGate,
+    PasswordVerifier,
+    Role,
+    SessionEnded,
+    SessionListener,
+    SessionStore,
+    UserStore,
+)
 from hub.auth.passwords import new_password
+from hub.auth.sweeper import SessionSweeper
 from hub.clock import utc_now
 from hub.files import write_atomic
 from hub.link import MqttTransport
 from hub.protocol import JoinCode, Status, encode
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
-from hub.state.service import RoleOf, ServiceOptions, StateService
+from hub.state.service import OnKick, RoleOf, ServiceOptions, StateService
 from hub.state.store import Store
 from hub.transport import Transport
-from hub.web import JournalHistory, ServiceMetrics, health_of, login_checks
+from hub.web import JournalHistory, ServiceMetrics, health_of, login_checks, session_store
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, MqttGateway
 from web_bridge.proxy import TcpProxyGateway
@@ -112,6 +125,8 @@ class _Link:
     gateway: MqttGateway
     running: Callable[[], bool]
     clients_by_role: Callable[[], dict[str, int]] | None = None
+    end_client: Callable[[str, str], None] | None = None
+    """Close a client's connection (thread-safe); only the embedded broker can."""
 
 
 async def _link(
@@ -168,6 +183,7 @@ async def _link(
         WebSocketGateway(broker),
         lambda: broker.running,
         broker.clients_by_role,
+        broker.end_client,
     )
 
 
@@ -186,6 +202,28 @@ def _join_topics(
     return join_topics
 
 
+def _closer(end_client: Callable[[str, str], None]) -> SessionListener:
+    """An ended player session loses its connection: the session store's listener."""
+
+    def close(ended: SessionEnded) -> None:
+        end_client(ended.client_id, f"its player session was {ended.reason}")
+
+    return close
+
+
+def _revoker(sessions: SessionStore) -> OnKick:
+    """A kicked player's session is revoked: its connection closes, its token is refused."""
+
+    async def revoke(client_id: str) -> None:
+        try:
+            if await asyncio.to_thread(sessions.revoke, client_id) is not None:
+                _LOGGER.info("revoked the player session %s (kicked)", client_id)
+        except (AuthError, sqlite3.Error) as exc:
+            _LOGGER.error("could not revoke the session of kicked %s: %s", client_id, exc)  # noqa: TRY400
+
+    return revoke
+
+
 async def serve(settings: HubSettings) -> None:
     """Run until SIGTERM/SIGINT, then drain politely."""
     stop = asyncio.Event()
@@ -201,7 +239,7 @@ async def serve(settings: HubSettings) -> None:
     async with AsyncExitStack() as stack:
         store = stack.enter_context(Store(settings.data_dir))
         epoch, started_at = store.next_epoch(), utc_now()
-        sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
+        sessions = stack.enter_context(session_store(settings))
         join_codes = JoinCodeStore(
             settings.data_dir,
             digits=settings.join_code_digits,
@@ -219,12 +257,16 @@ async def serve(settings: HubSettings) -> None:
             epoch=epoch,
             started_at=started_at,
         )
+        if link.end_client is not None:
+            sessions.on_end(_closer(link.end_client))
+        await stack.enter_async_context(SessionSweeper(sessions, settings.session_sweep_interval))
         service = StateService(
             link.transport,
             store,
             _service_options(settings, epoch, started_at),
             role_resolver(users),
             extra_retained=_join_topics(settings, join_codes, links),
+            on_kick=_revoker(sessions),
         )
         await stack.enter_async_context(service)
 

@@ -18,14 +18,14 @@ import signal
 from contextlib import AsyncExitStack
 from typing import Any
 
-from hub.auth import JoinCodeStore, SessionStore, UserStore
+from hub.auth import JoinCodeStore, UserStore
 from hub.link import MqttTransport
 from hub.protocol import DecodeError, JoinCode, Snapshot, Stats, Status, decode_model, encode
 from hub.protocol.broker_url import BrokerUrl
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
 from hub.transport import TransportError
-from hub.web import MIN_FREE_DISK, JournalHistory, login_checks, stats_metrics
+from hub.web import MIN_FREE_DISK, JournalHistory, login_checks, session_store, stats_metrics
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, Histogram, Metric
 from web_bridge.proxy import TcpProxyGateway
@@ -87,7 +87,7 @@ async def serve_bridge(settings: HubSettings) -> None:
     gate, verifier = login_checks(settings, UserStore(settings.data_dir))
     links = JoinLinks(settings.public_url, settings.bind)
     async with AsyncExitStack() as stack:
-        sessions = stack.enter_context(SessionStore(settings.data_dir, ttl=settings.session_ttl))
+        sessions = stack.enter_context(session_store(settings))
         stack.enter_context(verifier)
         link = await stack.enter_async_context(
             MqttTransport(url, client_id=f"tablehub-bridge-{url.username or 'anonymous'}")

@@ -1,4 +1,5 @@
-"""The ``hub`` command line: serve, web-bridge, users, mosquitto-config, history, state."""
+"""The ``hub`` command line: serve, web-bridge, users, sessions, mosquitto-config, history,
+state."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hub import __version__
@@ -19,11 +20,28 @@ from hub.state.errors import StateError
 from hub.state.recovery import replay
 from hub.state.store import Store
 from hub.state.view import snapshot
+from hub.web import session_store
 
 __all__ = ["main", "web_bridge_main"]
 
 _LOGGER = logging.getLogger("hub")
 _PUBLIC_URL_HELP = "the address phones open, http://HOST:PORT (default: this machine's LAN address)"
+
+
+def _sessions_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    sessions = commands.add_parser("sessions", help="list or revoke phones' player sessions")
+    session_commands = sessions.add_subparsers(dest="sessions_command", required=True)
+    listing = session_commands.add_parser("list", help="the live sessions (all games)")
+    common(listing)
+    listing.add_argument("--game", help="only this game's")
+    revoke = session_commands.add_parser(
+        "revoke", help="end sessions now (a running hub closes their connections)"
+    )
+    common(revoke)
+    revoke.add_argument("client_ids", nargs="+", metavar="CLIENT_ID")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     common(user_commands.add_parser("list", help="list users and roles"))
 
+    _sessions_parser(commands, common)
+
     mosq = commands.add_parser(
         "mosquitto-config", help="write password, ACL and config files for Mosquitto"
     )
@@ -122,6 +142,25 @@ def _users(settings: HubSettings, args: argparse.Namespace) -> int:
     if generated:
         print(f"password: {password}")
     return 0
+
+
+def _sessions(settings: HubSettings, args: argparse.Namespace) -> int:
+    with session_store(settings) as store:
+        if args.sessions_command == "list":
+            for session in store.live(game=args.game):
+                expires = session.expires_at.isoformat(timespec="seconds")
+                print(
+                    f"{session.client_id:<16} {session.game:<12} {session.name:<24}"
+                    f" {session.address or '-':<15} expires {expires}"
+                )
+            return 0
+        missing = [cid for cid in args.client_ids if store.revoke(cid) is None]
+    for client_id in args.client_ids:
+        if client_id not in missing:
+            print(f"revoked {client_id}")
+    for client_id in missing:
+        print(f"hub: no live session {client_id!r}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def _history(settings: HubSettings, args: argparse.Namespace) -> int:
@@ -207,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "users":
             return _users(settings, args)
+        if args.command == "sessions":
+            return _sessions(settings, args)
         if args.command == "mosquitto-config":
             return write_mosquitto_config(settings, args.out, port=args.port)
         if args.command == "history":

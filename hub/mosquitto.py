@@ -30,6 +30,8 @@ def acl_file(topics: Topics, users: UserStore) -> str:
     lines = [
         "# tablehub ACL (hub mosquitto-config); mirrors hub/auth/acl.py",
         "# everyone authenticated: read the public topics, write own commands and presence",
+        "# (Mosquitto's ACL cannot refuse the retain flag on commands: the hub ignores and",
+        "# clears retained commands instead)",
         f"pattern read {topics.status}",
         f"pattern read {topics.stats}",
         f"pattern read {r}/games/+/state",

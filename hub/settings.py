@@ -61,6 +61,13 @@ class HubSettings(BaseSettings):
     command_burst: Annotated[int, Field(ge=1)] = 40
     session_ttl: Annotated[float, Field(gt=0)] = 12 * 3600.0
     """Seconds a phone's player session (its MQTT token) stays valid."""
+    session_sweep_interval: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    """Seconds between checks that end the connections of expired sessions (and of
+    sessions revoked by ``hub sessions revoke``; a kick or the API ends them at once)."""
+    max_sessions_per_game: Annotated[int, Field(ge=0)] = 200
+    """Live player sessions a game may hold (0 = no cap); more get HTTP 429."""
+    max_sessions_per_address: Annotated[int, Field(ge=0)] = 20
+    """Live player sessions one network address may hold (0 = no cap); more get 429."""
     join_code_digits: Annotated[int, Field(ge=4, le=6)] = 6
     ws_max_connections: Annotated[int, Field(ge=1)] = 1000
     """MQTT-over-WebSocket connections the web bridge holds at once; more are refused."""

@@ -19,7 +19,14 @@ from hub.state.service import StateService
 from hub.state.store import Store
 from web_bridge.ports import Histogram, Metric
 
-__all__ = ["JournalHistory", "ServiceMetrics", "health_of", "login_checks", "stats_metrics"]
+__all__ = [
+    "JournalHistory",
+    "ServiceMetrics",
+    "health_of",
+    "login_checks",
+    "session_store",
+    "stats_metrics",
+]
 
 MIN_FREE_DISK = 10 * 1024 * 1024
 ClientsByRole = Callable[[], dict[str, int]]
@@ -169,3 +176,13 @@ def health_of(
         }
 
     return health
+
+
+def session_store(settings: HubSettings) -> SessionStore:
+    """The player session store of the settings' data dir, with their lifetime and caps."""
+    return SessionStore(
+        settings.data_dir,
+        ttl=settings.session_ttl,
+        max_per_game=settings.max_sessions_per_game,
+        max_per_address=settings.max_sessions_per_address,
+    )

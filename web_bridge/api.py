@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.auth import Role, TooManyAttemptsError, VerifierBusyError
+from hub.auth import Role, SessionLimitError, TooManyAttemptsError, VerifierBusyError
 from hub.protocol.messages import Name, Timestamp
 from web_bridge.errors import ApiError
 from web_bridge.ports import Bridge
+from web_bridge.sessions_api import session_admin_routes
 
 __all__ = ["WS_PATH", "api_router"]
 
@@ -148,14 +149,19 @@ def api_router(bridge: Bridge) -> APIRouter:
         responses={
             403: {"description": "wrong join code"},
             404: {"description": "no game"},
-            429: {"description": "too many attempts from this address"},
+            429: {"description": "too many attempts from this address, or live sessions"},
         },
     )
     async def create_session(body: SessionRequest, request: Request) -> SessionResponse:
         """A phone joins: the game's join code buys MQTT credentials for one player."""
         game = known_game(body.game)
         await _check_join_code(bridge, game, body.join_code.strip(), _address(request))
-        new = await asyncio.to_thread(bridge.sessions.create, game, body.name)
+        try:
+            new = await asyncio.to_thread(
+                bridge.sessions.create, game, body.name, address=_address(request)
+            )
+        except SessionLimitError as exc:
+            raise ApiError(429, "too_many_sessions", str(exc)) from exc
         return SessionResponse(
             client_id=new.session.client_id,
             token=new.token,
@@ -205,4 +211,5 @@ def api_router(bridge: Bridge) -> APIRouter:
         code = await bridge.rotate_join_code(game)
         return JoinCodeResponse(game=game, code=code, url=bridge.join_links.url(game, code))
 
+    session_admin_routes(router, bridge, operator=operator, known_game=known_game)
     return router

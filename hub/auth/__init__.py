@@ -6,12 +6,19 @@ store for a sender's role.
 """
 
 from hub.auth.acl import Acl, Identity
-from hub.auth.errors import AuthError, UserExistsError, UserNotFoundError
+from hub.auth.errors import AuthError, SessionLimitError, UserExistsError, UserNotFoundError
 from hub.auth.gate import LoginGate, TooManyAttemptsError
 from hub.auth.joincodes import JoinCodeStore
 from hub.auth.ratelimit import RateLimiter
 from hub.auth.roles import Role
-from hub.auth.sessions import NewSession, PlayerSession, SessionStore
+from hub.auth.sessions import (
+    EndReason,
+    NewSession,
+    PlayerSession,
+    SessionEnded,
+    SessionListener,
+    SessionStore,
+)
 from hub.auth.throttle import LoginThrottle
 from hub.auth.users import SERVICE_USER, User, UserStore
 from hub.auth.verifier import PasswordVerifier, VerifierBusyError
@@ -20,6 +27,7 @@ __all__ = [
     "SERVICE_USER",
     "Acl",
     "AuthError",
+    "EndReason",
     "Identity",
     "JoinCodeStore",
     "LoginGate",
@@ -29,6 +37,9 @@ __all__ = [
     "PlayerSession",
     "RateLimiter",
     "Role",
+    "SessionEnded",
+    "SessionLimitError",
+    "SessionListener",
     "SessionStore",
     "TooManyAttemptsError",
     "User",

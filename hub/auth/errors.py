@@ -4,12 +4,13 @@ AuthError
 ├── UserExistsError        adding a user whose name is taken
 ├── UserNotFoundError      removing or reading a user that does not exist
 ├── TooManyAttemptsError   a login refused unchecked: its address has too many (gate.py)
-└── VerifierBusyError      a login refused unchecked: too many password checks (verifier.py)
+├── VerifierBusyError      a login refused unchecked: too many password checks (verifier.py)
+└── SessionLimitError      a new player session would pass a cap (per game, per address)
 """
 
 from __future__ import annotations
 
-__all__ = ["AuthError", "UserExistsError", "UserNotFoundError"]
+__all__ = ["AuthError", "SessionLimitError", "UserExistsError", "UserNotFoundError"]
 
 
 class AuthError(Exception):
@@ -22,3 +23,7 @@ class UserExistsError(AuthError):
 
 class UserNotFoundError(AuthError):
     pass
+
+
+class SessionLimitError(AuthError):
+    """Too many live sessions already; the message says which cap."""

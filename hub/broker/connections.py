@@ -74,6 +74,7 @@ class GuardedConnectionsBroker(DeliveryBroker):
         self._ended: dict[HubHandler, asyncio.Future[None]] = {}
         self._admitted = 0  # logged in
         self._pending = 0  # waiting for their CONNECT or its login check
+        self._ending: set[asyncio.Task[None]] = set()  # ``end_client`` clean-ups
 
     # --- listeners -----------------------------------------------------------------------------
     async def _create_server_instance(
@@ -265,6 +266,26 @@ class GuardedConnectionsBroker(DeliveryBroker):
             # amqtt's session monitor would drop it within a second; its subscriptions are
             # over now [MQTT-3.1.2-6]
             await self._cleanup_session(client_id)
+
+    def end_client(self, client_id: str, reason: str) -> None:
+        """Take a client's login back (its player session ended): close its connection
+        after what is queued for it (the will is published), and forget any persistent
+        session it kept. A reconnect must log in again, and is refused."""
+        handler = self._live.get(client_id)
+        if handler is not None and handler.connection is not None:
+            _LOGGER.info("closing the connection of %s: %s", client_id, reason)
+            handler.connection.close()
+        task = self._loop.create_task(self._forget(client_id, handler))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def _forget(self, client_id: str, handler: HubHandler | None) -> None:
+        ended = self._ended.get(handler) if handler is not None else None
+        if ended is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ended), _TAKEOVER_WAIT)
+        if client_id in self._sessions and client_id not in self._live:
+            await self._delete_session(client_id)
 
     # --- state -------------------------------------------------------------------------------
     @property

@@ -126,6 +126,13 @@ class EmbeddedBroker:
                 counts[identity.role.value if isinstance(identity, Identity) else "unknown"] += 1
         return dict(counts)
 
+    def end_client(self, client_id: str, reason: str) -> None:
+        """Close the connection of ``client_id`` and forget its session (thread-safe: a
+        ``SessionStore`` listener may call it from any thread)."""
+        broker = self._broker
+        if broker is not None:
+            broker._loop.call_soon_threadsafe(broker.end_client, client_id, reason)
+
     async def serve_external(self, reader: ReaderAdapter, writer: WriterAdapter) -> None:
         """Run one connection that arrived elsewhere, given as amqtt's reader/writer
         adapters, as a client of the ``websocket`` listener, until it disconnects."""

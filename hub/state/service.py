@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +32,7 @@ from hub.protocol import (
     DecodeError,
     ErrorCode,
     Event,
+    Kick,
     Presence,
     Reply,
     Snapshot,
@@ -54,7 +55,7 @@ from hub.state.store import SNAPSHOT_EVERY, JournalEntry, Store
 from hub.state.view import snapshot
 from hub.transport import Inbound, Transport, TransportError
 
-__all__ = ["RoleOf", "ServiceOptions", "StateService"]
+__all__ = ["OnKick", "RoleOf", "ServiceOptions", "StateService"]
 
 _LOGGER = logging.getLogger(__name__)
 _BATCH_MAX = 256
@@ -63,6 +64,13 @@ T = TypeVar("T")
 RoleOf = Callable[[str], Role]
 ExtraRetained = Callable[[], Iterable[tuple[str, bytes]]]
 """Retained (topic, payload) pairs the hub adds beside the service's own (join codes)."""
+OnKick = Callable[[str], Awaitable[None]]
+"""Called with the client id of each seat holder a committed ``kick`` removed, after the
+new state is published (the hub revokes its player session)."""
+
+
+async def _nobody(_client_id: str) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,8 @@ class _Batch:
     before: dict[str, GameState] = field(default_factory=dict)
     changed_before: dict[str, datetime] = field(default_factory=dict)
     """When each game the batch changes had last changed before it (restored on failure)."""
+    kicked: list[str] = field(default_factory=list)
+    """Client ids whose seat a ``kick`` in this batch freed."""
     stale: list[str] = field(default_factory=list)
     """Command topics holding a retained command, to clear."""
 
@@ -122,6 +132,7 @@ class StateService:
         *,
         clock: Callable[[], datetime] = utc_now,
         extra_retained: ExtraRetained = tuple,
+        on_kick: OnKick = _nobody,
     ) -> None:
         self._transport = transport
         self._store = store
@@ -134,6 +145,7 @@ class StateService:
         self._online: dict[str, bool] = {}
         self._counters = CommandCounters(options.games)
         self._extra_retained = extra_retained
+        self._on_kick = on_kick
         self._queue: asyncio.Queue[Inbound | _TurnDue | object] = asyncio.Queue()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closing = False
@@ -305,6 +317,8 @@ class StateService:
         for topic in batch.stale:
             self._clearing.add(topic)
             await self._send(topic, b"", retain=True)
+        for client_id in batch.kicked:
+            await self._on_kick(client_id)
         done = time.monotonic()
         for message in commands:
             self._latency.observe(done - message.received_at)
@@ -324,6 +338,7 @@ class StateService:
             self._changed_at.update(batch.changed_before)
             batch.dirty -= set(batch.before)
             batch.events.clear()
+            batch.kicked.clear()
             batch.replies = [
                 (to, reply if not reply.ok else self._unstored(reply))
                 for to, reply in batch.replies
@@ -411,6 +426,8 @@ class StateService:
                 rid=command.request_id,
             )
             return
+        if isinstance(command, Kick) and (holder := state.table.holder(command.seat)):
+            batch.kicked.append(holder.client_id)
         self._accepted(batch, where.game, command, actor=actor, outcome=outcome, now=now)
         batch.replies.append(
             (where.client_id, Reply.accepted(command.request_id, outcome.state.version))

@@ -42,7 +42,13 @@ function showConnection(state) {
   pill.dataset.state = state;
   pill.hidden = false;
   if (state === "refused") {
-    forgetSession("Your pass for this table has expired. Join again with the code on the TV.");
+    // The hub refuses a pass it took back (a kick, the operator) as it refuses an expired one.
+    const expired = !session || Date.parse(session.expires_at) <= Date.now();
+    forgetSession(
+      expired
+        ? "Your pass for this table has expired. Join again with the code on the TV."
+        : "You were removed from the table. Ask the host, then join again with the code on the TV.",
+    );
   }
 }
 
