@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Self
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 
 from hub.auth import PlayerSession
@@ -68,12 +68,14 @@ def session_admin_routes(
     @router.delete(
         "/sessions/{client_id}",
         status_code=204,
+        response_class=Response,
         responses={404: {"description": "no live session with that client id"}},
     )
-    async def revoke_session(client_id: str, who: Annotated[str, Depends(operator)]) -> None:
+    async def revoke_session(client_id: str, who: Annotated[str, Depends(operator)]) -> Response:
         """End a player session now (operators): its MQTT connection closes and its token
         is refused from then on. The seat it holds stays taken (``kick`` frees it)."""
         revoked = await asyncio.to_thread(bridge.sessions.revoke, client_id[:64])
         if revoked is None:
             raise ApiError(404, "unknown_session", "no live player session has that client id")
         _LOGGER.info("%s revoked the player session %s", who, revoked.client_id)
+        return Response(status_code=204)

@@ -65,6 +65,8 @@ class TestClient:
         self._presence = presence
         self._filters: list[tuple[str, int]] = []
         self._connected = threading.Event()
+        self.disconnected = threading.Event()
+        """Set when the broker's connection ends (paho then keeps trying to reconnect)."""
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -74,6 +76,7 @@ class TestClient:
             self._client.ws_set_options(path=websocket_path)
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
+        self._client.on_disconnect = lambda *_args: self.disconnected.set()
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self._client.on_socket_open = _no_delay
         self.connack: object = None
