@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from hub.auth import AuthError, JoinCodeStore, SessionStore
+from hub.auth import (
+    AuthError,
+    EndReason,
+    JoinCodeStore,
+    SessionEnded,
+    SessionLimitError,
+    SessionStore,
+)
 from hub.clock import utc_now
 from hub.protocol import valid_client_id
 
@@ -58,3 +66,71 @@ def test_join_codes_are_digits_kept_until_rotated(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(tmp_path / JoinCodeStore.FILENAME).st_mode) == 0o600
     with pytest.raises(AuthError):
         JoinCodeStore(tmp_path, digits=3)
+
+
+def test_a_revoked_session_is_refused_and_its_end_told_once(tmp_path: Path) -> None:
+    now = utc_now()
+    heard: list[SessionEnded] = []
+    with SessionStore(tmp_path, ttl=60) as sessions:
+        sessions.on_end(heard.append)
+        new = sessions.create("main", "Alice", address="10.0.0.7", now=now)
+        client_id = new.session.client_id
+        assert [s.client_id for s in sessions.live(now=now)] == [client_id]
+        assert sessions.live(game="other", now=now) == []
+        assert sessions.revoke(client_id, now=now) == new.session
+        assert heard == [SessionEnded(client_id, EndReason.REVOKED)]
+        assert sessions.authenticate(client_id, new.token, now=now) is None
+        assert sessions.revoke(client_id, now=now) is None
+        assert sessions.live(now=now) == []
+        assert sessions.sweep(now=now) == []
+        assert len(heard) == 1
+
+
+def test_the_sweep_tells_of_expiry_and_of_revocations_elsewhere(tmp_path: Path) -> None:
+    now = utc_now()
+    heard: list[SessionEnded] = []
+    with SessionStore(tmp_path, ttl=60) as hub, SessionStore(tmp_path, ttl=3600) as cli:
+        hub.on_end(heard.append)
+        short = hub.create("main", "Short", now=now)
+        other = cli.create("main", "Other", now=now)
+        assert hub.authenticate(other.session.client_id, other.token, now=now) is not None
+        assert hub.sweep(now=now) == []
+        cli.revoke(other.session.client_id, now=now)  # another process: heard at the sweep
+        later = now + timedelta(seconds=61)
+        assert sorted(hub.sweep(now=later), key=lambda e: e.reason) == [
+            SessionEnded(short.session.client_id, EndReason.EXPIRED),
+            SessionEnded(other.session.client_id, EndReason.REVOKED),
+        ]
+        assert hub.sweep(now=later) == []  # told once
+        assert len(heard) == 2
+
+
+def test_live_sessions_are_capped_per_game_and_per_address(tmp_path: Path) -> None:
+    now = utc_now()
+    with SessionStore(tmp_path, ttl=60, max_per_game=3, max_per_address=2) as sessions:
+        first = sessions.create("main", "A", address="10.0.0.1", now=now)
+        sessions.create("main", "B", address="10.0.0.1", now=now)
+        with pytest.raises(SessionLimitError, match="this address"):
+            sessions.create("main", "C", address="10.0.0.1", now=now)
+        sessions.create("other", "C", address="10.0.0.2", now=now)
+        sessions.create("main", "D", address="10.0.0.2", now=now)
+        with pytest.raises(SessionLimitError, match="game 'main'"):
+            sessions.create("main", "E", address="10.0.0.3", now=now)
+        sessions.revoke(first.session.client_id, now=now)  # revoked: no longer counted
+        sessions.create("main", "E", address="10.0.0.3", now=now)
+        later = now + timedelta(seconds=61)  # expired: no longer counted
+        for name in "FGH":
+            sessions.create("main", name, address="10.0.0.4" if name != "H" else "x", now=later)
+
+
+def test_a_store_of_the_first_schema_is_upgraded(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / SessionStore.FILENAME)
+    db.executescript(
+        "CREATE TABLE sessions (client_id TEXT PRIMARY KEY, token_sha256 BLOB NOT NULL,"
+        " name TEXT NOT NULL, game TEXT NOT NULL, created_at REAL NOT NULL,"
+        " expires_at REAL NOT NULL) WITHOUT ROWID;"
+    )
+    db.close()
+    with SessionStore(tmp_path) as sessions:
+        new = sessions.create("main", "A", address="10.0.0.1")
+        assert sessions.authenticate(new.session.client_id, new.token) == new.session

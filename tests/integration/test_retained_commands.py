@@ -65,4 +65,3 @@ def test_a_retained_command_is_never_replayed(hub: HubProcess) -> None:
         assert "dropped retained publish by alice to tablehub/games/main/cmd/alice" in log
     else:
         assert "ignored a retained command on tablehub/games/main/cmd/alice" in log
-
