@@ -244,6 +244,9 @@ class Event(WireModel):
     max_rounds: int | None = None
     turn_seconds: int | None = None
     """``start`` only: the turn clock the game runs with (absent: none)."""
+    score: int | None = None
+    """``kick`` and ``leave``: the points the freed seat held, cleared with it (a score
+    goes with its player, never to the next one in the seat)."""
     status: GameStatus | None = None
     """The game's status after the command."""
 

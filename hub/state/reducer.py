@@ -4,6 +4,11 @@ No clock, no I/O: the same inputs always give the same outcome, so the journal c
 replayed to rebuild any state. A rejection is a value from ErrorCode and changes nothing.
 The turn clock is state too (``hub.state.turnclock``); the service only says when
 ``TurnTimeout`` is due.
+
+A score belongs to the player who earned it, not to the seat: freeing a seat (``kick``,
+``leave``) clears its score, so the next player to sit there starts from 0, and the event
+says how many points left with the player (``score``). Freeing a seat of a finished game
+starts the table over (``not_started``, as ``reset``); the result stays in the history.
 """
 
 from __future__ import annotations
@@ -133,9 +138,22 @@ def _accept(
         points=0 if isinstance(command, TurnTimeout) else getattr(command, "points", None),
         max_rounds=table.max_rounds if isinstance(command, Start) else None,
         turn_seconds=table.turn_seconds if isinstance(command, Start) else None,
+        score=_freed_score(state.table, command, actor),
         status=table.status,
     )
     return Accepted(state=new, event=event)
+
+
+def _freed_score(table: Round, command: Command, actor: Actor) -> int | None:
+    """The points the seat a kick or leave frees held (they leave with the player)."""
+    seat = (
+        command.seat
+        if isinstance(command, Kick)
+        else table.seat_of(actor.client_id)
+        if isinstance(command, Leave)
+        else None
+    )
+    return None if seat is None else table.scores[seat - 1]
 
 
 def _seat_of(table: Round, actor: Actor) -> Seat | Rejected:
@@ -148,6 +166,22 @@ def _seat_of(table: Round, actor: Actor) -> Seat | Rejected:
 def _with_seat(table: Round, seat: Seat, holder: SeatHolder | None) -> Round:
     seats = (holder, table.seats[1]) if seat == 1 else (table.seats[0], holder)
     return table.model_copy(update={"seats": seats})
+
+
+def _fresh(table: Round, seats: tuple[SeatHolder | None, SeatHolder | None]) -> Round:
+    """A table not started, with these seats (``reset``)."""
+    default = table.default_rounds
+    return Round(seats=seats, max_rounds=default, default_rounds=default)
+
+
+def _free(table: Round, seat: Seat) -> Round:
+    """Empty a seat and clear its score; a game in progress pauses, a finished one is over."""
+    freed = _with_seat(table, seat, None)
+    if table.status is GameStatus.FINISHED:
+        return _fresh(table, freed.seats)
+    scores = (0, table.scores[1]) if seat == 1 else (table.scores[0], 0)
+    status = GameStatus.PAUSED if table.status is GameStatus.IN_PROGRESS else table.status
+    return freed.model_copy(update={"scores": scores, "status": status})
 
 
 def _join(table: Round, command: Join, actor: Actor) -> Round | Rejected:
@@ -172,7 +206,7 @@ def _leave(table: Round, command: Leave, actor: Actor) -> Round | Rejected:
         return seat
     if table.status is GameStatus.IN_PROGRESS:
         return Rejected(ErrorCode.WRONG_STATUS, "cannot leave while the game is in progress")
-    return _with_seat(table, seat, None)
+    return _free(table, seat)
 
 
 def _rename(table: Round, command: Rename, actor: Actor) -> Round | Rejected:
@@ -263,18 +297,13 @@ def _resume(table: Round, command: Resume, actor: Actor) -> Round | Rejected:
 
 
 def _reset(table: Round, command: Reset, actor: Actor) -> Round | Rejected:
-    return Round(
-        seats=table.seats, max_rounds=table.default_rounds, default_rounds=table.default_rounds
-    )
+    return _fresh(table, table.seats)
 
 
 def _kick(table: Round, command: Kick, actor: Actor) -> Round | Rejected:
     if table.holder(command.seat) is None:
         return Rejected(ErrorCode.NOT_SEATED, f"seat {command.seat} is empty")
-    kicked = _with_seat(table, command.seat, None)
-    if kicked.status is GameStatus.IN_PROGRESS:
-        kicked = kicked.model_copy(update={"status": GameStatus.PAUSED})
-    return kicked
+    return _free(table, command.seat)
 
 
 _Rule = Callable[[Round, Command, Actor], Round | Rejected]

@@ -16,7 +16,7 @@ import pytest
 from tests.support.cli import run_cli
 from tests.support.http import Http
 from tests.support.hub import HubProcess
-from tests.support.mqtt import TestClient
+from tests.support.mqtt import TOPICS, TestClient
 
 _FAST_SWEEP = {"HUB_SESSION_SWEEP_INTERVAL": "0.2"}
 
@@ -59,8 +59,15 @@ def test_a_kicked_player_is_disconnected_and_cannot_come_back(hub: HubProcess, h
     try:
         phone.send({"type": "join", "name": "Alice"})
         other.send({"type": "join", "name": "Bob"})
+        assert phone.send({"type": "start"})["ok"]
+        assert phone.send({"type": "end_turn", "points": 7})["ok"]
         with hub.client("operator", role="operator") as operator:
-            assert operator.send({"type": "kick", "seat": 1})["ok"]
+            operator.subscribe(TOPICS.game_events("main"))
+            version = operator.send({"type": "kick", "seat": 1})["version"]
+            event = operator.on_topic(TOPICS.game_events("main")).json()
+            assert (event["type"], event["seat"], event["score"]) == ("kick", 1, 7)
+            state = operator.state(min_version=version)
+            assert [p["score"] for p in state["players"]] == [0, 0]  # the 7 left with alice
         _taken_back(hub, phone, alice)
         assert not other.disconnected.is_set()  # only the kicked one
         assert other.send({"type": "rename", "name": "Bob"})["ok"]

@@ -315,6 +315,10 @@ def check_transition(before: GameState, command: object, actor: Actor, after: Ga
         assert {old.status, new.status} == {GameStatus.IN_PROGRESS, GameStatus.PAUSED}
     if not isinstance(command, Join | Leave | Rename | Kick):
         assert new.seats == old.seats
+    for seat in (1, 2):  # nobody takes over a score someone else earned
+        was, now = old.holder(seat), new.holder(seat)
+        if (was and was.client_id) != (now and now.client_id):
+            assert new.scores[seat - 1] == 0
 
 
 def _hub_step(state: GameState, step: Step, now: datetime, run: Run) -> GameState:

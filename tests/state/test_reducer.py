@@ -313,13 +313,24 @@ def test_join_a_paused_game_after_a_kick() -> None:
 # --- leave ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["seated", "paused", "finished"])
-def test_leave(where: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "status_after", "scores_after"),
+    [("seated", NS, (0, 0)), ("paused", PA, (5, 0)), ("finished", NS, (0, 0))],
+)
+def test_leave_takes_the_score_along(
+    where: str, status_after: GameStatus, scores_after: tuple[int, int]
+) -> None:
     before = STATES[where]()
-    state = ok(before, leave(), P2)
+    if where == "paused":
+        before = ok(ok(ok(before, resume(), P1), end(5), P1), end(6), P2)
+        before = ok(before, pause(), P1)
+    outcome = apply(before, leave(), actor=P2, now=LATER)
+    assert isinstance(outcome, Accepted)
+    state = outcome.state
     assert holders(state) == ("p1", None)
-    assert state.table.status is before.table.status
-    assert state.table.scores == before.table.scores
+    assert state.table.status is status_after
+    assert state.table.scores == scores_after
+    assert outcome.event.score == before.table.scores[1]
 
 
 @pytest.mark.parametrize(
@@ -579,7 +590,7 @@ def test_reset_mid_game_keeps_seats_and_rounds() -> None:
 
 @pytest.mark.parametrize(
     ("where", "status_after"),
-    [("seated", NS), ("playing", PA), ("paused", PA), ("finished", FI)],
+    [("seated", NS), ("playing", PA), ("paused", PA), ("finished", NS)],
 )
 @pytest.mark.parametrize("seat", [1, 2])
 def test_kick(where: str, status_after: GameStatus, seat: int) -> None:
@@ -590,17 +601,35 @@ def test_kick(where: str, status_after: GameStatus, seat: int) -> None:
     assert state.table.holder(1 if seat == 1 else 2) is None
     assert state.table.holder(2 if seat == 1 else 1) is not None
     assert state.table.status is status_after
-    assert state.table.scores == before.table.scores
+    kept = 0 if where == "finished" else before.table.scores[2 - seat]
+    assert state.table.scores[2 - seat] == kept
+    assert state.table.scores[seat - 1] == 0
     assert (outcome.event.seat, outcome.event.status) == (seat, status_after)
+    assert outcome.event.score == before.table.scores[seat - 1]
 
 
-def test_kick_during_a_turn_pauses_and_keeps_the_turn() -> None:
+def test_kick_during_a_turn_pauses_keeps_the_turn_and_clears_the_seat_score() -> None:
     before = ok(ok(playing(), end(3), P1), end(4), P2)
     state = ok(before, kick(1), OP)
     assert state.table.status is PA
-    assert state.table.model_copy(update={"seats": before.table.seats, "status": IP}) == (
-        before.table
-    )
+    assert state.table.scores == (0, 4)
+    assert state.table.model_copy(
+        update={"seats": before.table.seats, "status": IP, "scores": (3, 4)}
+    ) == (before.table)
+
+
+def test_the_next_player_in_a_kicked_seat_starts_from_zero() -> None:
+    before = ok(ok(playing(), end(30), P1), end(4), P2)
+    state = ok(ok(before, kick(1), OP), join("Carol"), P3)
+    assert holders(state) == ("p3", "p2")
+    assert state.table.scores == (0, 4)
+    state = ok(ok(state, resume(), P3), end(1), P3)
+    assert state.table.scores == (1, 4)
+
+
+def test_undo_of_a_kick_gives_the_seat_and_its_score_back() -> None:
+    before = ok(ok(playing(), end(30), P1), end(4), P2)
+    assert ok(ok(before, kick(1), OP), undo(), OP).table == before.table
 
 
 @pytest.mark.parametrize(("where", "seat"), [("empty", 1), ("empty", 2), ("one_seated", 2)])
