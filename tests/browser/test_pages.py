@@ -87,6 +87,22 @@ def test_a_forged_session_is_refused_and_the_phone_asks_to_join_again(
     )
     phone.reload()
     expect(phone.get_by_test_id("join-form")).to_be_visible(timeout=WAIT_MS)
-    expect(phone.get_by_test_id("message")).to_contain_text("expired")
+    # refused before its expiry: taken back, as far as the phone can tell
+    expect(phone.get_by_test_id("message")).to_contain_text("removed from the table")
     assert phone.evaluate("localStorage.getItem('tablehub.session.main')") is None
+    page_errors[:] = [e for e in page_errors if "WebSocket" not in e]
+
+
+def test_a_kicked_phone_is_told_it_was_removed_and_asked_to_join_again(
+    browser: Browser, hub: HubProcess, http: Http, page_errors: list[str]
+) -> None:
+    alice = phone_page(browser, page_errors)
+    join_table(alice, hub, "Alice", http.join_code())
+    alice.get_by_test_id("sit-1").click()
+    expect(alice.get_by_test_id("seat-1")).to_have_attribute("data-mine", "true")
+    with hub.client("operator", role="operator") as operator:
+        assert operator.send({"type": "kick", "seat": 1})["ok"]
+    expect(alice.get_by_test_id("join-form")).to_be_visible(timeout=WAIT_MS)
+    expect(alice.get_by_test_id("message")).to_contain_text("removed from the table")
+    assert alice.evaluate("localStorage.getItem('tablehub.session.main')") is None
     page_errors[:] = [e for e in page_errors if "WebSocket" not in e]
