@@ -144,7 +144,7 @@ def _accept(
     return Accepted(state=new, event=event)
 
 
-def _freed_score(table: Round, command: Command, actor: Actor) -> int | None:
+def _freed_score(table: Round, command: StateCommand, actor: Actor) -> int | None:
     """The points the seat a kick or leave frees held (they leave with the player)."""
     seat = (
         command.seat
