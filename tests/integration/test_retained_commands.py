@@ -10,6 +10,7 @@ once, live, and the service ignores and clears the replayed copy.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from tests.support.hub import HubProcess
 from tests.support.mqtt import TOPICS
@@ -65,3 +66,24 @@ def test_a_retained_command_is_never_replayed(hub: HubProcess) -> None:
         assert "dropped retained publish by alice to tablehub/games/main/cmd/alice" in log
     else:
         assert "ignored a retained command on tablehub/games/main/cmd/alice" in log
+
+
+def test_a_retained_will_on_a_command_topic_is_dropped(data_dir: Path) -> None:
+    """A will is a publish too: retained on a command topic, the embedded broker drops it."""
+    with HubProcess(data_dir) as hub, hub.client("watcher") as watcher:
+        version = watcher.state()["version"]
+        mallory = hub.client("mallory")
+        mallory._client.will_set(
+            TOPICS.game_command("main", "mallory"),
+            b'{"type": "join", "name": "Will"}',
+            qos=1,
+            retain=True,
+        )
+        mallory.__enter__()
+        mallory.drop()  # without DISCONNECT: the will is due
+        deadline = time.monotonic() + 20
+        while "dropping the will of mallory" not in hub.log_text():
+            assert time.monotonic() < deadline, "the will was not dropped"
+            time.sleep(0.05)
+        assert watcher.send({"type": "rename", "name": "x"})["error"]["code"] == "not_seated"
+        assert watcher.state()["version"] == version
