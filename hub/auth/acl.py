@@ -22,6 +22,7 @@ from hub.protocol import Topics, topic_matches
 __all__ = [
     "BROKER_TOPICS",
     "Acl",
+    "Grants",
     "Identity",
     "SubscribeDecision",
     "filter_covers",
@@ -66,6 +67,15 @@ def filters_overlap(first: str, second: str) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """A player's or display's whole permission, as topic filters: what it may publish
+    and read. External brokers' permission lists are generated from these."""
+
+    publish: tuple[str, ...]
+    read: tuple[str, ...]
+
+
 class SubscribeDecision(Enum):
     DENY = "deny"
     """The filter can match nothing the client may read: SUBACK 0x80."""
@@ -103,11 +113,14 @@ class Acl:
             return False
         if not self._inside_root(topic):
             return who.role is Role.OPERATOR
-        own = (
-            self._topics.game_command("+", who.username),
-            self._topics.client_presence(who.username),
+        return any(topic_matches(topic, pattern) for pattern in self.own_topics(who.username))
+
+    def own_topics(self, username: str) -> tuple[str, ...]:
+        """The topics a client publishes on as itself: its commands and its presence."""
+        return (
+            self._topics.game_command("+", username),
+            self._topics.client_presence(username),
         )
-        return any(topic_matches(topic, pattern) for pattern in own)
 
     def may_retain(self, who: Identity, topic: str) -> bool:
         """May ``who`` publish ``topic`` with the retain flag (given it may publish it)?
@@ -119,6 +132,14 @@ class Acl:
     def _readable(self, who: Identity) -> tuple[str, ...]:
         reads = self._display_reads if who.role is Role.DISPLAY else self._player_reads
         return (*reads, self._topics.client_reply(who.username))
+
+    def grants(self, who: Identity) -> Grants:
+        """Everything a player or display may publish and read. Operators and the service
+        have no such list (they may use anything): ValueError."""
+        if who.role in (Role.SERVICE, Role.OPERATOR):
+            msg = f"the {who.role} role is not limited to a list of topics"
+            raise ValueError(msg)
+        return Grants(publish=self.own_topics(who.username), read=self._readable(who))
 
     def may_subscribe(self, who: Identity, topic_filter: str) -> bool:
         """True if every topic the filter can match is readable."""
