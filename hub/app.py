@@ -38,6 +38,7 @@ from hub.auth.sweeper import SessionSweeper
 from hub.clock import utc_now
 from hub.files import write_atomic
 from hub.link import MqttTransport
+from hub.link.dynsec import DynsecSeats
 from hub.protocol import JoinCode, Status, encode
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
@@ -46,7 +47,7 @@ from hub.state.store import Store
 from hub.transport import Transport
 from hub.web import JournalHistory, ServiceMetrics, health_of, login_checks, session_store
 from web_bridge.app import create_app
-from web_bridge.ports import Bridge, MqttGateway
+from web_bridge.ports import Bridge, MqttGateway, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
 from web_bridge.server import HttpServer
 
@@ -55,6 +56,7 @@ __all__ = [
     "OPERATOR_FILE",
     "READY_FILE",
     "ensure_operator",
+    "join_payload",
     "role_resolver",
     "serve",
 ]
@@ -187,14 +189,22 @@ async def _link(
     )
 
 
+def join_payload(game: str, code: str, url: str | None, seats: Seats) -> bytes:
+    """A game's retained join code and link; empty (which clears it, so that no screen
+    invites phones) where phones cannot take seats."""
+    if seats.unavailable is not None:
+        return b""
+    return encode(JoinCode(game=game, code=code, url=url))
+
+
 def _join_topics(
-    settings: HubSettings, codes: JoinCodeStore, links: JoinLinks
+    settings: HubSettings, codes: JoinCodeStore, links: JoinLinks, seats: Seats
 ) -> Callable[[], Iterable[tuple[str, bytes]]]:
     """The retained join code and link of every game, for the state service to publish."""
 
     def join_message(game: str) -> bytes:
         code = codes.code(game)
-        return encode(JoinCode(game=game, code=code, url=links.url(game, code)))
+        return join_payload(game, code, links.url(game, code), seats)
 
     def join_topics() -> list[tuple[str, bytes]]:
         return [(settings.topics.game_join(game), join_message(game)) for game in settings.games]
@@ -259,13 +269,22 @@ async def serve(settings: HubSettings) -> None:
         )
         if link.end_client is not None:
             sessions.on_end(_closer(link.end_client))
+        seats: Seats = SessionsCheckedByBroker()
+        if settings.broker_url is not None:
+            dynsec = DynsecSeats(
+                settings.broker_url,
+                Acl(settings.topics),
+                sessions=sessions,
+            )
+            seats = await stack.enter_async_context(dynsec)
+            sessions.on_end(dynsec.session_ended)
         await stack.enter_async_context(SessionSweeper(sessions, settings.session_sweep_interval))
         service = StateService(
             link.transport,
             store,
             _service_options(settings, epoch, started_at),
             role_resolver(users),
-            extra_retained=_join_topics(settings, join_codes, links),
+            extra_retained=_join_topics(settings, join_codes, links, seats),
             on_kick=_revoker(sessions),
         )
         await stack.enter_async_context(service)
@@ -293,6 +312,7 @@ async def serve(settings: HubSettings) -> None:
             ws_max_connections=settings.ws_max_connections,
             ws_max_unauthenticated=settings.ws_max_unauthenticated,
             max_body_bytes=settings.max_body_bytes,
+            seats=seats,
         )
         http = await stack.enter_async_context(
             HttpServer(

@@ -4,8 +4,8 @@ against an external broker (``hub serve --broker``).
 It reaches the broker as an MQTT client (the service's credentials, e.g. Mosquitto's
 ``service.url``, so that it may publish a rotated join code) and learns the games from
 their retained topics; it reads the hub's data dir for history, sessions and join codes.
-Player sessions need the embedded broker (docs/protocol.md), so here phones can watch
-through ``/display`` users but not take seats.
+Phones take seats through Mosquitto's dynamic security plugin (``hub.link.dynsec``); on
+a broker without it the bridge refuses player sessions, saying why.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import signal
 from contextlib import AsyncExitStack
 from typing import Any
 
-from hub.auth import JoinCodeStore, UserStore
+from hub.app import join_payload
+from hub.auth import Acl, JoinCodeStore, UserStore
+from hub.auth.sweeper import SessionSweeper
 from hub.link import MqttTransport
-from hub.protocol import DecodeError, JoinCode, Snapshot, Stats, Status, decode_model, encode
+from hub.link.dynsec import DynsecSeats
+from hub.protocol import DecodeError, Snapshot, Stats, Status, decode_model
 from hub.protocol.broker_url import BrokerUrl
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
@@ -97,13 +100,22 @@ async def serve_bridge(settings: HubSettings) -> None:
             async for message in link.messages():
                 view.feed(message.topic, message.payload)
 
+        seats = await stack.enter_async_context(
+            DynsecSeats(
+                url,
+                Acl(settings.topics),
+                sessions=sessions,
+            )
+        )
+        sessions.on_end(seats.session_ended)
+        await stack.enter_async_context(SessionSweeper(sessions, settings.session_sweep_interval))
         follower = asyncio.create_task(follow(), name="retained-view")
         stack.push_async_callback(_cancel, follower)
         await link.subscribe(*view.filters)
 
         async def rotate_join_code(game: str) -> str:
             code = await asyncio.to_thread(join_codes.rotate, game)
-            message = encode(JoinCode(game=game, code=code, url=links.url(game, code)))
+            message = join_payload(game, code, links.url(game, code), seats)
             try:
                 await link.publish(settings.topics.game_join(game), message, retain=True)
             except TransportError as exc:
@@ -139,6 +151,7 @@ async def serve_bridge(settings: HubSettings) -> None:
             ws_max_connections=settings.ws_max_connections,
             ws_max_unauthenticated=settings.ws_max_unauthenticated,
             max_body_bytes=settings.max_body_bytes,
+            seats=seats,
         )
         http = await stack.enter_async_context(
             HttpServer(

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.auth import Role, SessionLimitError, TooManyAttemptsError, VerifierBusyError
+from hub.auth import (
+    NewSession,
+    Role,
+    SeatError,
+    SessionLimitError,
+    TooManyAttemptsError,
+    VerifierBusyError,
+)
 from hub.protocol.messages import Name, Timestamp
 from web_bridge.errors import ApiError
 from web_bridge.ports import Bridge
@@ -116,6 +123,19 @@ async def _check_join_code(bridge: Bridge, game: str, code: str, address: str) -
     raise ApiError(403, "wrong_join_code", "that is not the join code shown at the table")
 
 
+async def _open_session(bridge: Bridge, game: str, name: str, address: str) -> NewSession:
+    """A new session, let in by the broker (429 past a cap, 503 if the broker cannot)."""
+    try:
+        new = await asyncio.to_thread(bridge.sessions.create, game, name, address=address)
+    except SessionLimitError as exc:
+        raise ApiError(429, "too_many_sessions", str(exc)) from exc
+    try:
+        await bridge.seats.grant(new)
+    except SeatError as exc:
+        raise ApiError(503, "phones_unavailable", str(exc)) from exc
+    return new
+
+
 def api_router(bridge: Bridge) -> APIRouter:
     router = APIRouter(prefix="/api")
 
@@ -150,18 +170,16 @@ def api_router(bridge: Bridge) -> APIRouter:
             403: {"description": "wrong join code"},
             404: {"description": "no game"},
             429: {"description": "too many attempts from this address, or live sessions"},
+            503: {"description": "the broker cannot seat phones (the message says why)"},
         },
     )
     async def create_session(body: SessionRequest, request: Request) -> SessionResponse:
         """A phone joins: the game's join code buys MQTT credentials for one player."""
         game = known_game(body.game)
+        if (reason := bridge.seats.unavailable) is not None:
+            raise ApiError(503, "phones_unavailable", reason)
         await _check_join_code(bridge, game, body.join_code.strip(), _address(request))
-        try:
-            new = await asyncio.to_thread(
-                bridge.sessions.create, game, body.name, address=_address(request)
-            )
-        except SessionLimitError as exc:
-            raise ApiError(429, "too_many_sessions", str(exc)) from exc
+        new = await _open_session(bridge, game, body.name, _address(request))
         return SessionResponse(
             client_id=new.session.client_id,
             token=new.token,

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from hub.auth import JoinCodeStore, LoginGate, PasswordVerifier, SessionStore
+from hub.auth import JoinCodeStore, LoginGate, NewSession, PasswordVerifier, SessionStore
 from hub.protocol import Event, Snapshot, Topics
 from hub.public_url import JoinLinks
 
@@ -23,6 +23,8 @@ __all__ = [
     "Metric",
     "MetricsSource",
     "MqttGateway",
+    "Seats",
+    "SessionsCheckedByBroker",
     "SnapshotSource",
 ]
 
@@ -92,6 +94,26 @@ class MqttGateway(Protocol):
         """Carry the stream until either side closes it."""
 
 
+class Seats(Protocol):
+    """Lets a new player session log in to the broker (``hub.link.dynsec`` on Mosquitto)."""
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why phones cannot take seats on this broker, in words; None when they can."""
+
+    async def grant(self, new: NewSession) -> None:
+        """Let the session log in with its token; raises ``SeatError`` saying why not."""
+
+
+class SessionsCheckedByBroker:
+    """``Seats`` of the embedded broker, which checks the session store at every login."""
+
+    unavailable: str | None = None
+
+    async def grant(self, new: NewSession) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Bridge:
     """Everything ``create_app`` needs, built by the hub's composition root."""
@@ -113,6 +135,7 @@ class Bridge:
     metrics: MetricsSource
     gateway: MqttGateway
     health: HealthCheck = field(default=dict)
+    seats: Seats = field(default_factory=SessionsCheckedByBroker)
     ws_max_connections: int = 500
     ws_max_unauthenticated: int = 64
     """WebSockets not logged in yet (no accepted CONNACK) held at once; more are refused."""

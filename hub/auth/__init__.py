@@ -6,7 +6,13 @@ store for a sender's role.
 """
 
 from hub.auth.acl import Acl, Identity
-from hub.auth.errors import AuthError, SessionLimitError, UserExistsError, UserNotFoundError
+from hub.auth.errors import (
+    AuthError,
+    SeatError,
+    SessionLimitError,
+    UserExistsError,
+    UserNotFoundError,
+)
 from hub.auth.gate import LoginGate, TooManyAttemptsError
 from hub.auth.joincodes import JoinCodeStore
 from hub.auth.ratelimit import RateLimiter
@@ -37,6 +43,7 @@ __all__ = [
     "PlayerSession",
     "RateLimiter",
     "Role",
+    "SeatError",
     "SessionEnded",
     "SessionLimitError",
     "SessionListener",

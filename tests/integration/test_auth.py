@@ -32,7 +32,8 @@ def _connack(
 def test_first_start_creates_an_operator_once(hub: HubProcess) -> None:
     path = hub.data_dir / "operator.txt"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert hub.log_text().count("operator.txt") == 1
+    # On Mosquitto, `hub mosquitto-config` made it, before the password file it writes
+    assert hub.log_text().count("operator.txt") == (0 if hub.broker is not None else 1)
     listed = run_cli("users", "list", "--data-dir", str(hub.data_dir))
     assert listed.returncode == 0
     assert "operator" in listed.stdout

@@ -129,3 +129,14 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class PluginlessMosquitto(Mosquitto):
+    """Mosquitto with the hub's password and ACL files but without the dynamic security
+    plugin: a broker that cannot let phones in."""
+
+    def configure(self) -> None:
+        super().configure()
+        conf = self.conf_dir / "test.conf"
+        kept = [line for line in conf.read_text().splitlines() if not line.startswith("plugin")]
+        conf.write_text("\n".join(kept) + "\n")
