@@ -53,9 +53,10 @@ class HttpServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self._host, self._port))
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            msg = f"cannot listen for HTTP on {self._host}:{self._port}: {exc.strerror or exc}"
+            raise OSError(exc.errno, msg) from exc
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             self._app,
