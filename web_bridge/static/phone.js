@@ -85,6 +85,9 @@ async function join(event) {
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       const detail = Array.isArray(body.detail) ? "Check your name (1–24 letters)." : null;
+      if (body.error?.code === "phones_unavailable") {
+        return showError(`This table cannot take phones: ${body.error.message}.`);
+      }
       return showError(body.error ? errorInWords(body.error) : detail ?? `The hub said ${response.status}.`);
     }
     session = { ...body, name };
