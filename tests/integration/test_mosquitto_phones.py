@@ -109,10 +109,14 @@ def test_a_phone_session_plays_on_mosquitto_as_itself_only(
         ann_phone.publish(
             TOPICS.game_command("main", bob["client_id"]), {"type": "join", "name": "Forged"}
         )
-        assert ann_phone.send({"type": "join", "name": "Ann"})["ok"]
-        assert bob_phone.send({"type": "join", "name": "Bob"})["ok"]
-        assert ann_phone.send({"type": "start", "max_rounds": 1})["ok"]
-        assert ann_phone.send({"type": "end_turn", "points": 3})["ok"]
+        for phone, command in (
+            (ann_phone, {"type": "join", "name": "Ann"}),
+            (bob_phone, {"type": "join", "name": "Bob"}),
+            (ann_phone, {"type": "start", "max_rounds": 1}),
+            (ann_phone, {"type": "end_turn", "points": 3}),
+        ):
+            reply = phone.send(command)
+            assert reply["ok"], (command, reply)
         state = ann_phone.state(min_version=4)
         assert state["version"] == 4
         assert [p["name"] for p in state["players"]] == ["Ann", "Bob"]
