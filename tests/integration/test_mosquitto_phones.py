@@ -28,7 +28,7 @@ from hub.protocol.broker_url import parse_broker_url
 from tests.support.http import Http
 from tests.support.hub import HubProcess
 from tests.support.mosquitto import Mosquitto, PluginlessMosquitto
-from tests.support.mqtt import TOPICS, TestClient
+from tests.support.mqtt import TOPICS, TestClient, refused_login
 from tests.support.waiting import wait_until
 
 SESSION_TTL = 6.0
@@ -117,10 +117,7 @@ def test_a_phone_session_plays_on_mosquitto_as_itself_only(
         assert state["version"] == 4
         assert [p["name"] for p in state["players"]] == ["Ann", "Bob"]
     # The client id must be the session's username.
-    with pytest.raises(ConnectionRefusedError):
-        TestClient(
-            hub.mqtt_port, "someone-else", username=ann["client_id"], password=ann["token"]
-        ).__enter__()
+    refused_login(hub.mqtt_port, "someone-else", username=ann["client_id"], password=ann["token"])
     # Another player's reply topic: SUBACK 0x80; its own and the public ones: granted.
     assert suback(hub.mqtt_port, ann, TOPICS.client_reply(bob["client_id"])) == 0x80
     assert suback(hub.mqtt_port, ann, TOPICS.game_join("main")) == 0x80
@@ -145,8 +142,7 @@ def test_an_expired_session_is_deleted_and_disconnected(
             lambda: not phone._client.is_connected(),
             what="the expired phone to be disconnected",
         )
-    with pytest.raises(ConnectionRefusedError):
-        TestClient(hub.mqtt_port, ann["client_id"], password=ann["token"]).__enter__()
+    refused_login(hub.mqtt_port, ann["client_id"], password=ann["token"])
 
 
 def test_a_kicked_player_is_deleted_and_disconnected(stack: tuple[Mosquitto, HubProcess]) -> None:
@@ -168,8 +164,7 @@ def test_a_kicked_player_is_deleted_and_disconnected(stack: tuple[Mosquitto, Hub
         )
         assert ann["client_id"] not in dynsec_clients(broker)
         assert bob_phone.send({"type": "rename", "name": "Bobby"})["ok"]  # only the kicked one
-    with pytest.raises(ConnectionRefusedError):
-        TestClient(hub.mqtt_port, ann["client_id"], password=ann["token"]).__enter__()
+    refused_login(hub.mqtt_port, ann["client_id"], password=ann["token"])
 
 
 async def _grant_then_revoke(broker: Mosquitto, port: int) -> list[float]:
@@ -200,10 +195,7 @@ async def _grant_then_revoke(broker: Mosquitto, port: int) -> list[float]:
             )
         finally:
             phone.close()
-        with pytest.raises(ConnectionRefusedError):
-            await asyncio.to_thread(
-                TestClient(port, "p-test00", password="token-0-0123456789").__enter__
-            )
+        await asyncio.to_thread(refused_login, port, "p-test00", password="token-0-0123456789")
         await seats.revoke("p-test00")  # idempotent
         for session in sessions[1:]:
             await seats.revoke(session.client_id)
