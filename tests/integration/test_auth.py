@@ -164,11 +164,14 @@ def test_a_silent_client_goes_offline_and_a_pinging_one_stays(hub: HubProcess) -
             watcher.wait_for(seated_and_online)
             mark = len(watcher.messages)
             alice.loop_stop()  # silent from here on
+            silent_since = time.monotonic()
             offline = watcher.wait_for(
                 lambda m: m.topic == silent_presence and b"offline" in m.payload,
                 timeout=deadline,
                 after=mark,
             )
+            waited = time.monotonic() - silent_since  # a figure, printed, never asserted
+            print(f"\nsilent client offline after {waited:.2f} s (deadline {deadline:.1f} s)")
             assert offline.json() == {"state": "offline"}
 
             def alice_shown_offline(m: Message) -> bool:
