@@ -12,7 +12,6 @@ from typing import Self
 
 from hub.auth import Role, UserStore
 from tests.support.hub import HubProcess
-from tests.support.mosquitto import free_port
 from tests.support.mqtt import TestClient
 
 __all__ = ["HubAddress", "RestartableHub", "ensure_user", "operator_client"]
@@ -45,10 +44,10 @@ def operator_client(address: HubAddress, client_id: str) -> TestClient:
 class RestartableHub:
     """``with RestartableHub(data_dir, *args) as hub:`` then ``hub.start()``, ``hub.kill()``...
 
-    Every start uses the same MQTT and HTTP ports (chosen once, ephemeral), so clients
-    configured with ``hub.address`` find it again by themselves. All starts log to one file,
-    which must show no traceback when the block ends: whatever was thrown at the hub, no
-    exception went unhandled.
+    The first start binds port 0 and reports the ports it got; every later start uses
+    those, so clients configured with ``hub.address`` find it again by themselves. All
+    starts log to one file, which must show no traceback when the block ends: whatever was
+    thrown at the hub, no exception went unhandled.
     """
 
     def __init__(
@@ -58,30 +57,42 @@ class RestartableHub:
         env: dict[str, str] | None = None,
         log: Path | None = None,
     ) -> None:
-        self.address = HubAddress(free_port(), free_port(), data_dir)
-        self._args = (
-            *args,
-            "--mqtt-port",
-            str(self.address.mqtt_port),
-            "--http-port",
-            str(self.address.http_port),
-        )
+        self.data_dir = data_dir
+        self._address: HubAddress | None = None
+        self._args = args
         self._env = env
         self.log_path = log or data_dir.parent / f"{data_dir.name}-hub.log"
         self.process: HubProcess | None = None
         self.starts = 0
 
+    @property
+    def address(self) -> HubAddress:
+        if self._address is None:
+            msg = "the hub has no ports before its first start (it binds port 0 then)"
+            raise RuntimeError(msg)
+        return self._address
+
+    def _command_args(self) -> tuple[str, ...]:
+        """The hub's arguments; once it has started, the ports it got (later options win
+        over HubProcess's ``--mqtt-port 0 --http-port 0``)."""
+        if self._address is None:
+            return self._args
+        ports = ("--mqtt-port", str(self._address.mqtt_port))
+        return (*self._args, *ports, "--http-port", str(self._address.http_port))
+
     def start(self, timeout: float = 20.0) -> HubProcess:
         assert self.process is None or self.process.proc is None or not self.running
-        process = HubProcess(self.address.data_dir, *self._args, env=self._env, log=self.log_path)
+        process = HubProcess(self.data_dir, *self._command_args(), env=self._env, log=self.log_path)
         process.start(timeout)
         self.process = process
         self.starts += 1
+        if self._address is None:
+            self._address = HubAddress(process.mqtt_port, process.http_port, self.data_dir)
         return process
 
     def crash_while_starting(self, after: float) -> None:
         """Start the hub and kill -9 it ``after`` seconds later, ready or not yet."""
-        process = HubProcess(self.address.data_dir, *self._args, env=self._env, log=self.log_path)
+        process = HubProcess(self.data_dir, *self._command_args(), env=self._env, log=self.log_path)
 
         def kill_now() -> None:
             if process.proc is not None:

@@ -42,6 +42,13 @@ class Ledger:
     _counts: dict[Category, Counter[str]] = field(default_factory=dict)
     _notes: dict[Category, list[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _checks: Counter[str] = field(default_factory=Counter)
+
+    def checked(self, *, snapshots: int, retained: int) -> None:
+        """One run of the invariants: stored snapshots compared with the journal replayed
+        to them, and retained states compared with the whole journal replayed."""
+        with self._lock:
+            self._checks.update(journals=1, snapshots_checked=snapshots, retained=retained)
 
     def add(
         self,
@@ -89,6 +96,12 @@ class Ledger:
                 notes = self._notes.get(category)
                 suffix = f"  ({'; '.join(notes)})" if notes else ""
                 out.append(f"{category.value:<14} " + ", ".join(parts) + suffix)
+            if self._checks["journals"]:
+                checks = self._checks
+                out.append(
+                    f"{'invariants':<14} journals {checks['journals']}, snapshots_checked "
+                    f"{checks['snapshots_checked']}, retained states {checks['retained']}"
+                )
         return out
 
 

@@ -45,8 +45,8 @@ def test_kill_9_during_a_turn_storm_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     with ExitStack() as stack:
         hub = stack.enter_context(RestartableHub(data_dir, "--command-rate-limit", "0"))
-        address = hub.address
         hub.start()
+        address = hub.address  # the ports it got on port 0; every restart keeps them
         clients = [
             stack.enter_context(
                 TestClient(address.mqtt_port, name, password=ensure_user(data_dir, name))

@@ -26,9 +26,9 @@ from hub.link.dynsec import DynsecSeats
 from hub.protocol import Topics
 from hub.protocol.broker_url import parse_broker_url
 from tests.support.http import Http
-from tests.support.hub import HubProcess
+from tests.support.hub import HubProcess, denied_publish_logged
 from tests.support.mosquitto import Mosquitto, PluginlessMosquitto
-from tests.support.mqtt import TOPICS, TestClient
+from tests.support.mqtt import TOPICS, TestClient, refused_login
 from tests.support.waiting import wait_until
 
 SESSION_TTL = 6.0
@@ -101,14 +101,22 @@ def test_a_phone_session_plays_on_mosquitto_as_itself_only(
     http = Http(hub)
     ann, bob = http.session("Ann"), http.session("Bob")
     assert {ann["client_id"], bob["client_id"]} <= dynsec_clients(broker)
+    # A command on another player's topic is dropped (it would seat Bob's id). Sent from a
+    # connection of its own: Mosquitto 2.0.11 may close a connection after a denied
+    # publish (its log: 'Bad socket read/write'; at QoS 1 it answers with an MQTT 5 PUBACK
+    # 0x87, see _probe_qos in test_acl.py), and paho's reconnect then re-sent the next
+    # command twice (a join failed as already_seated, or copies hit the rate limit).
+    forged_topic = TOPICS.game_command("main", bob["client_id"])
+    with TestClient(hub.mqtt_port, ann["client_id"], password=ann["token"]) as forger:
+        forger.publish(forged_topic, {"type": "join", "name": "Forged"}, qos=0)
+        wait_until(
+            lambda: denied_publish_logged(hub, ann["client_id"], forged_topic),
+            what="mosquitto to deny the forged command",
+        )
     with (
         TestClient(hub.mqtt_port, ann["client_id"], password=ann["token"]) as ann_phone,
         TestClient(hub.mqtt_port, bob["client_id"], password=bob["token"]) as bob_phone,
     ):
-        # A command on another player's topic is dropped (it would seat Bob's id).
-        ann_phone.publish(
-            TOPICS.game_command("main", bob["client_id"]), {"type": "join", "name": "Forged"}
-        )
         for phone, command in (
             (ann_phone, {"type": "join", "name": "Ann"}),
             (bob_phone, {"type": "join", "name": "Bob"}),
@@ -116,15 +124,12 @@ def test_a_phone_session_plays_on_mosquitto_as_itself_only(
             (ann_phone, {"type": "end_turn", "points": 3}),
         ):
             reply = phone.send(command)
-            assert reply["ok"], (command, reply)
+            assert reply["ok"], (command, reply, hub.log_text()[-4000:])
         state = ann_phone.state(min_version=4)
         assert state["version"] == 4
         assert [p["name"] for p in state["players"]] == ["Ann", "Bob"]
     # The client id must be the session's username.
-    with pytest.raises(ConnectionRefusedError):
-        TestClient(
-            hub.mqtt_port, "someone-else", username=ann["client_id"], password=ann["token"]
-        ).__enter__()
+    refused_login(hub.mqtt_port, "someone-else", username=ann["client_id"], password=ann["token"])
     # Another player's reply topic: SUBACK 0x80; its own and the public ones: granted.
     assert suback(hub.mqtt_port, ann, TOPICS.client_reply(bob["client_id"])) == 0x80
     assert suback(hub.mqtt_port, ann, TOPICS.game_join("main")) == 0x80
@@ -149,8 +154,7 @@ def test_an_expired_session_is_deleted_and_disconnected(
             lambda: not phone._client.is_connected(),
             what="the expired phone to be disconnected",
         )
-    with pytest.raises(ConnectionRefusedError):
-        TestClient(hub.mqtt_port, ann["client_id"], password=ann["token"]).__enter__()
+    refused_login(hub.mqtt_port, ann["client_id"], password=ann["token"])
 
 
 def test_a_kicked_player_is_deleted_and_disconnected(stack: tuple[Mosquitto, HubProcess]) -> None:
@@ -172,8 +176,7 @@ def test_a_kicked_player_is_deleted_and_disconnected(stack: tuple[Mosquitto, Hub
         )
         assert ann["client_id"] not in dynsec_clients(broker)
         assert bob_phone.send({"type": "rename", "name": "Bobby"})["ok"]  # only the kicked one
-    with pytest.raises(ConnectionRefusedError):
-        TestClient(hub.mqtt_port, ann["client_id"], password=ann["token"]).__enter__()
+    refused_login(hub.mqtt_port, ann["client_id"], password=ann["token"])
 
 
 async def _grant_then_revoke(broker: Mosquitto, port: int) -> list[float]:
@@ -204,10 +207,7 @@ async def _grant_then_revoke(broker: Mosquitto, port: int) -> list[float]:
             )
         finally:
             phone.close()
-        with pytest.raises(ConnectionRefusedError):
-            await asyncio.to_thread(
-                TestClient(port, "p-test00", password="token-0-0123456789").__enter__
-            )
+        await asyncio.to_thread(refused_login, port, "p-test00", password="token-0-0123456789")
         await seats.revoke("p-test00")  # idempotent
         for session in sessions[1:]:
             await seats.revoke(session.client_id)

@@ -8,14 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from hub.protocol import Topics
 from tests.broker.wire import RawClient
 from tests.support.http import Http
 from tests.support.hub import REPO, HubProcess, password_of
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt import TestClient
+from tests.support.mqtt import TestClient, refused_login
 from tests.support.waiting import wait_until
 
 
@@ -68,8 +66,8 @@ def test_users_add_password_stdin_then_the_player_logs_in_over_mqtt(data_dir: Pa
         assert "carol-secret-42" not in added.stdout + added.stderr
         with TestClient(hub.mqtt_port, "carol", password="carol-secret-42") as carol:
             assert carol.send({"type": "join", "name": "Carol"})["ok"] is True
-        with pytest.raises(ConnectionRefusedError):  # the password is the one given
-            TestClient(hub.mqtt_port, "carol", password="carol-secret-43").__enter__()
+        # the password is the one given
+        refused_login(hub.mqtt_port, "carol", password="carol-secret-43")
 
 
 def test_a_hub_on_another_topic_root_uses_only_that_root(data_dir: Path) -> None:

@@ -12,7 +12,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,12 @@ from typing import Any
 import pytest
 
 from tests.support.cli import REPO
+from tests.support.mosquitto import (
+    PORT_ATTEMPTS,
+    PortTakenError,
+    random_port,
+    wait_mosquitto_running,
+)
 from tests.support.mqtt import TestClient
 from tests.support.waiting import wait_until
 
@@ -35,12 +40,6 @@ def readme_steps() -> list[str]:
     section = section[: section.index("\n## ", len(SECTION))]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
     return [line for block in blocks for line in block.splitlines() if line.strip()]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Script:
@@ -131,8 +130,8 @@ def script(tmp_path: Path) -> Iterator[Script]:
     bridges = [s for s in steps if "web-bridge" in s]
     assert bridges, steps
     assert all("--http-port" in s and "--http-port 8080" not in s for s in bridges), bridges
-    for _attempt in range(3):
-        run = Script(tmp_path, free_port())
+    for _attempt in range(PORT_ATTEMPTS):  # mosquitto cannot take port 0: retry if taken
+        run = Script(tmp_path, random_port())
         try:
             for step in steps:
                 run.run(step)
@@ -144,27 +143,13 @@ def script(tmp_path: Path) -> Iterator[Script]:
             continue
         finally:
             run.stop()
-    pytest.fail("mosquitto found no free port in 3 attempts")
-
-
-class PortTakenError(Exception):
-    pass
+    pytest.fail(f"mosquitto found no port it could take in {PORT_ATTEMPTS} attempts")
 
 
 def mosquitto_up(run: Script) -> None:
+    """Ready when its log says it is running (on a taken port it says so: PortTakenError)."""
     proc, log = run.background[-1]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", run.mqtt_port), timeout=0.5).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                if "Address already in use" in log.read_text():
-                    raise PortTakenError from None
-                pytest.fail(log.read_text()[-2000:])
-            time.sleep(0.02)
-    pytest.fail("mosquitto did not start")
+    wait_mosquitto_running(proc, log, offset=0)
 
 
 def test_the_readme_mosquitto_steps_work_in_order(script: Script) -> None:

@@ -16,7 +16,7 @@ import pytest
 from tests.support.cli import run_cli
 from tests.support.http import Http
 from tests.support.hub import HubProcess
-from tests.support.mqtt import TOPICS, TestClient
+from tests.support.mqtt import TOPICS, TestClient, refused_login
 
 _FAST_SWEEP = {"HUB_SESSION_SWEEP_INTERVAL": "0.2"}
 
@@ -37,11 +37,9 @@ def _phone(hub: HubProcess, session: dict[str, Any]) -> TestClient:
 
 
 def _refused(hub: HubProcess, session: dict[str, Any]) -> bool:
-    try:
-        with TestClient(hub.mqtt_port, session["client_id"], password=session["token"]):
-            return False
-    except ConnectionRefusedError:
-        return True
+    """True on a refusing CONNACK; an accepted login fails, no answer raises."""
+    refused_login(hub.mqtt_port, session["client_id"], password=session["token"])
+    return True
 
 
 def _taken_back(hub: HubProcess, phone: TestClient, session: dict[str, Any]) -> None:

@@ -5,11 +5,16 @@ join-code rotation published retained, and MQTT over its WebSocket proxied to mo
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import pytest
 
@@ -22,6 +27,10 @@ from tests.support.waiting import wait_until
 
 
 class BridgeProcess:
+    """``with BridgeProcess(hub, broker) as bridge:`` -> ``bridge.http_port``. The bridge runs
+    in its own process group, which is killed on the way out whatever happened: a failed
+    ready check, a timed-out wait or an exception in the body."""
+
     def __init__(self, hub: HubProcess, broker: Mosquitto) -> None:
         self.command = [
             *(sys.executable, "-c", "from hub.cli import web_bridge_main; web_bridge_main()"),
@@ -31,10 +40,24 @@ class BridgeProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.http_port = 0
 
-    def __enter__(self) -> BridgeProcess:
+    def __enter__(self) -> Self:
         self.proc = subprocess.Popen(
-            self.command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            self.command,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,  # its own process group, killed as one in _kill_group
         )
+        try:
+            self._read_ready_line()
+        except BaseException:
+            self._kill_group()
+            raise
+        return self
+
+    def _read_ready_line(self) -> None:
+        assert self.proc is not None
         assert self.proc.stdout is not None
         stdout = self.proc.stdout
         line: list[str] = []
@@ -46,14 +69,34 @@ class BridgeProcess:
         assert "PASS" not in line[0]
         assert "@" not in line[0].split("broker=")[1].split(":")[0]
         self.http_port = int(line[0].split("http=127.0.0.1:")[1].split()[0])
-        return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def _kill_group(self) -> None:
+        """SIGKILL the bridge's whole process group (by its id) and reap the bridge."""
         assert self.proc is not None
-        self.proc.terminate()
-        assert self.proc.wait(10) == 0
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self.proc is not None
+        code: int | None = None
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+            code = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            self._kill_group()  # always: also whatever the bridge started
+        if exc_type is None:  # a clean stop is checked only when nothing else failed
+            assert code == 0, f"web-bridge exited with {code} on SIGTERM"
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -26,7 +25,13 @@ from pi_node.render import TableView, render_text
 from pi_node.sdnotify import Notifier
 from pi_node.settings import PiNodeSettings, Pins
 from tests.support.cli import run_cli
-from tests.support.mosquitto import free_port, mosquitto_binary
+from tests.support.mosquitto import (
+    PORT_ATTEMPTS,
+    PortTakenError,
+    mosquitto_binary,
+    random_port,
+    wait_mosquitto_running,
+)
 
 PINS = Pins(start=17, pause=27, led_seat1=23, led_seat2=24, pull_up=True, bounce_time=0)
 
@@ -218,32 +223,39 @@ class PlainBroker:
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.port = free_port()
+        self.port = random_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
         self.work.mkdir(parents=True, exist_ok=True)
         conf = self.work / "mosquitto.conf"
-        # pytest's temp dirs are 0700: a root-started mosquitto must stay root to read them
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
-        )
-        log = (self.work / "mosquitto.log").open("ab")
-        with log:
-            self.proc = subprocess.Popen(
-                [mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+        log_path = self.work / "mosquitto.log"
+        for attempt in range(PORT_ATTEMPTS):  # mosquitto cannot take port 0: retry if taken
+            # pytest's temp dirs are 0700: a root-started mosquitto must stay root to read them
+            conf.write_text(
+                f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                "user root\n"
             )
-        deadline = time.monotonic() + 10
-        while True:
+            offset = log_path.stat().st_size if log_path.exists() else 0
+            with log_path.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    [mosquitto_binary(), "-c", str(conf), "-v"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                wait_mosquitto_running(self.proc, log_path, offset)
+            except PortTakenError:
+                self.__exit__(None, None, None)
+                if attempt + 1 == PORT_ATTEMPTS:
+                    raise
+                self.port = random_port()
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
+            else:
                 return self
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__(None, None, None)
-                    msg = "mosquitto did not start"
-                    raise RuntimeError(msg) from None
-                time.sleep(0.02)
+        raise AssertionError  # unreachable: the last attempt returned or raised
 
     def __exit__(
         self,

@@ -15,7 +15,7 @@ from tests.pi_node.conftest import (
     node_settings,
 )
 from tests.support.hub import HubProcess, run_cli
-from tests.support.mosquitto import free_port
+from tests.support.mosquitto import dead_port
 from tests.support.mqtt import TOPICS
 from tests.support.waiting import wait_until
 
@@ -90,9 +90,9 @@ def test_screen_buttons_and_leds_follow_the_game(
 
 def test_rides_out_a_hub_restart_and_starts_from_the_cache(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
-    port = free_port()
-    fixed = ("--mqtt-port", str(port))  # later options win: the restarted hub keeps the port
-    with HubProcess(data_dir, *fixed) as hub:
+    with HubProcess(data_dir) as hub:  # on port 0: it reports the port it got
+        port = hub.mqtt_port
+        fixed = ("--mqtt-port", str(port))  # later options win: restarts keep the port
         password = add_display_user(data_dir)
         settings = node_settings(port, password, tmp_path)
         with RunningNode(settings) as node, hub.client("alice") as alice:
@@ -119,12 +119,12 @@ def test_rides_out_a_hub_restart_and_starts_from_the_cache(tmp_path: Path) -> No
 def test_button_presses_while_the_hub_is_away_are_not_sent(
     tmp_path: Path, table: MockTable
 ) -> None:
-    port = free_port()
-    settings = node_settings(port, "no-hub-here", tmp_path)
-    with RunningNode(settings, table.hardware) as node:
-        node.screen.wait_text("hub UNREACHABLE")
-        table.press_start()
-        node.screen.wait_text("the hub is not reachable: button ignored")
+    with dead_port() as port:  # held for the test: nothing can listen there meanwhile
+        settings = node_settings(port, "no-hub-here", tmp_path)
+        with RunningNode(settings, table.hardware) as node:
+            node.screen.wait_text("hub UNREACHABLE")
+            table.press_start()
+            node.screen.wait_text("the hub is not reachable: button ignored")
 
 
 def test_presence_is_online_while_the_node_runs(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from tests.support.cli import REPO, run_cli
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import TestClient
 
-__all__ = ["REPO", "HubProcess", "password_of", "run_cli"]
+__all__ = ["REPO", "HubProcess", "denied_publish_logged", "password_of", "run_cli"]
 
 
 class HubProcess:
@@ -153,6 +154,25 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._close()
+
+
+def denied_publish_logged(hub: HubProcess, user: str, topic: str) -> bool:
+    """Whether the broker logged that its ACL denied ``user`` a publish to ``topic``: the
+    embedded broker in the hub's log; Mosquitto (run with ``-v``) in its own, by client id
+    (``New client connected from ... as <id> (..., u'<user>')``, then ``Denied PUBLISH from
+    <id> (d0, q0, r0, m0, '<topic>', ... (n bytes))``), since it may assign the id."""
+    if hub.broker is None:
+        return f"dropped publish by {user} to {topic}" in hub.log_text()
+    lines = hub.broker.log_path.read_text(errors="replace").splitlines()
+    ids = {
+        match.group(1)
+        for line in lines
+        if (match := re.search(r" as (\S+) \(.*u'([^']*)'\)", line)) and match.group(2) == user
+    }
+    return any(
+        f"'{topic}'" in line and any(f"Denied PUBLISH from {cid} (" in line for cid in ids)
+        for line in lines
+    )
 
 
 def password_of(hub: HubProcess, name: str, role: str = "player") -> str:

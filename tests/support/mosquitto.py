@@ -1,12 +1,16 @@
-"""Debian's real mosquitto, configured by ``hub mosquitto-config``, on a free port."""
+"""Debian's real mosquitto, configured by ``hub mosquitto-config``, on a port it could take."""
 
 from __future__ import annotations
 
+import contextlib
+import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -16,11 +20,54 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.cli import run_cli
 
+# Mosquitto 2.0.11 cannot listen on port 0 and report the port it got, so a port is
+# drawn at random below Linux's ephemeral range (32768-60999, where outgoing connections
+# take theirs) and mosquitto is started on it; if its log says the address is in use, it
+# is started again on another. Never bind-and-release.
+PORT_RANGE = (20000, 32767)
+PORT_ATTEMPTS = 8
+_RUNNING = re.compile(rb"mosquitto version \S+ running")
+_IN_USE = b"Address already in use"
 
-def free_port() -> int:
+
+class PortTakenError(RuntimeError):
+    """Mosquitto could not listen: another process has the port."""
+
+
+def random_port() -> int:
+    """A port for mosquitto to try (see PORT_RANGE); taken ones are retried by the caller."""
+    return random.randint(*PORT_RANGE)
+
+
+def wait_mosquitto_running(
+    proc: subprocess.Popen[bytes], log_path: Path, offset: int, timeout: float = 20.0
+) -> None:
+    """Wait until mosquitto's log (from ``offset``) says it is running: its listeners are
+    open then. Raises PortTakenError if it says the address is in use, RuntimeError if it
+    exits or says nothing in ``timeout`` s. The log must get mosquitto's stdout and stderr
+    (``-v`` logs every line there)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with log_path.open("rb") as log:
+            log.seek(offset)
+            text = log.read()
+        if _IN_USE in text:
+            raise PortTakenError(text.decode(errors="replace")[-1000:])
+        if _RUNNING.search(text):
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            msg = f"mosquitto did not start: {text.decode(errors='replace')[-2000:]}"
+            raise RuntimeError(msg)
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def dead_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for as long as the block runs: the
+    socket is bound (nobody else can take the port) but never listens."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 def mosquitto_binary() -> str:
@@ -55,7 +102,8 @@ class Mosquitto:
     def __init__(self, data_dir: Path, conf_dir: Path) -> None:
         self.data_dir = data_dir
         self.conf_dir = conf_dir
-        self.port = free_port()
+        self.port = random_port()
+        self._started = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = conf_dir.parent / f"{conf_dir.name}-mosquitto.log"
 
@@ -96,25 +144,33 @@ class Mosquitto:
             time.sleep(0.05)
 
     def __enter__(self) -> Self:
-        self.configure()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [mosquitto_binary(), "-c", str(self.conf_dir / "test.conf"), "-v"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        """Start mosquitto. The first start tries other ports while the drawn one is taken;
+        a restart (``__enter__`` again after ``__exit__``) keeps the port, as clients
+        configured with it expect."""
+        attempts = 1 if self._started else PORT_ATTEMPTS
+        for attempt in range(attempts):
+            self.configure()
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            with self.log_path.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    [mosquitto_binary(), "-c", str(self.conf_dir / "test.conf"), "-v"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                wait_mosquitto_running(self.proc, self.log_path, offset)
+            except PortTakenError:
+                self.__exit__(None, None, None)
+                if attempt + 1 == attempts:
+                    raise
+                self.port = random_port()
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
+            else:
+                self._started = True
                 return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.02)
-        self.__exit__(None, None, None)
-        msg = f"mosquitto did not start: {self.log_path.read_text()[-2000:]}"
-        raise RuntimeError(msg)
+        raise AssertionError  # unreachable: the last attempt returned or raised
 
     def __exit__(
         self,

@@ -20,6 +20,19 @@ from hub.protocol import Topics
 TOPICS = Topics()
 
 
+class LoginRefusedError(ConnectionError):
+    """The broker answered the CONNECT with a CONNACK that refuses the login."""
+
+    def __init__(self, client_id: str, reason: object) -> None:
+        super().__init__(f"{client_id}: login refused by CONNACK: {reason}")
+        self.reason = reason
+
+
+class NoConnackError(TimeoutError):
+    """No CONNACK came: the broker is down, silent, or closed the connection without one.
+    Never a refusal."""
+
+
 @dataclass(frozen=True)
 class Message:
     topic: str
@@ -104,10 +117,13 @@ class TestClient:
     def __enter__(self) -> Self:
         self._client.connect("127.0.0.1", self.port, keepalive=self.keepalive)
         self._client.loop_start()
-        if not self._connected.wait(10) or getattr(self.connack, "is_failure", True):
+        if not self._connected.wait(10):
             self._client.loop_stop()
-            msg = f"{self.client_id} could not connect to port {self.port}: {self.connack}"
-            raise ConnectionRefusedError(msg)
+            msg = f"{self.client_id}: no CONNACK from port {self.port} in 10 s"
+            raise NoConnackError(msg)
+        if getattr(self.connack, "is_failure", True):
+            self._client.loop_stop()
+            raise LoginRefusedError(self.client_id, self.connack)
         self.subscribe(self.topics.client_reply(self.client_id))
         if self._presence:
             self.publish(
@@ -218,3 +234,57 @@ class TestClient:
         self._client.loop_stop()
         if sock is not None:
             sock.close()
+
+
+def refused_login(
+    port: int,
+    client_id: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    websocket_path: str | None = None,
+    timeout: float = 15.0,
+) -> int:
+    """Log in and return the refusing CONNACK's reason code (non-zero).
+
+    Only a real CONNACK with a failure code is a refusal: an accepted login raises
+    AssertionError; a dead port, a dropped connection or silence raise (ConnectionError,
+    NoConnackError), so a refusal test cannot pass against a hub that is down. Over a
+    WebSocket (``websocket_path``, ``port`` is then the HTTP port) the same holds: the
+    refusal is the CONNACK inside the upgraded connection."""
+    answered = threading.Event()
+    dropped = threading.Event()
+    reasons: list[Any] = []
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        transport="websockets" if websocket_path is not None else "tcp",
+    )
+    if websocket_path is not None:
+        client.ws_set_options(path=websocket_path)
+    if username is not None or password is not None:
+        client.username_pw_set(username if username is not None else client_id, password)
+
+    def on_connect(_c: paho.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        reasons.append(reason)
+        answered.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = lambda *_a: dropped.set()
+    client.connect("127.0.0.1", port, keepalive=30)  # a dead port raises here
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not answered.wait(0.05):
+            if dropped.is_set() and not answered.is_set():
+                msg = f"{client_id}: the connection closed without a CONNACK (port {port})"
+                raise NoConnackError(msg)
+            if time.monotonic() > deadline:
+                msg = f"{client_id}: no CONNACK from port {port} in {timeout} s"
+                raise NoConnackError(msg)
+        reason = reasons[0]
+        assert reason.is_failure, f"{client_id}: the login was accepted ({reason})"
+        return int(reason.value)
+    finally:
+        client.loop_stop()
+        client.disconnect()
