@@ -33,12 +33,14 @@ from hub.auth import (
     SessionStore,
     UserStore,
 )
+from hub.auth.login import LoginCheck
 from hub.auth.passwords import new_password
 from hub.auth.sweeper import SessionSweeper
 from hub.clock import utc_now
 from hub.files import write_atomic
 from hub.link import MqttTransport
 from hub.link.dynsec import DynsecSeats
+from hub.nats.errors import NatsError
 from hub.protocol import JoinCode, Status, encode
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
@@ -144,6 +146,10 @@ async def _link(
     """The embedded broker's in-process link, or a client link to ``--broker``."""
     url = settings.broker_url
     if url is not None:
+        if url.callout is not None:
+            await _answer_nats_logins(
+                stack, settings, url.callout, users=users, sessions=sessions, logins=logins
+            )
         offline = Status(state="offline", epoch=epoch, version=__version__, started_at=started_at)
         link = MqttTransport(
             url,
@@ -187,6 +193,28 @@ async def _link(
         broker.clients_by_role,
         broker.end_client,
     )
+
+
+async def _answer_nats_logins(
+    stack: AsyncExitStack,
+    settings: HubSettings,
+    callout_file: str,
+    *,
+    users: UserStore,
+    sessions: SessionStore,
+    logins: tuple[LoginGate, PasswordVerifier],
+) -> None:
+    """On a NATS cluster (``?callout=`` in the broker URL) the hub answers its logins."""
+    from hub.nats.callout import AuthCallout  # noqa: PLC0415 - nats-py only on NATS
+    from hub.nats.config import read_callout  # noqa: PLC0415
+
+    try:
+        config = read_callout(Path(callout_file))
+    except (OSError, ValueError) as exc:
+        msg = f"cannot read the NATS callout file {callout_file}: {exc}"
+        raise NatsError(msg) from exc
+    check = LoginCheck(users, logins[1], sessions)
+    await stack.enter_async_context(AuthCallout(config, check, Acl(settings.topics), logins[0]))
 
 
 def join_payload(game: str, code: str, url: str | None, seats: Seats) -> bytes:
@@ -270,7 +298,7 @@ async def serve(settings: HubSettings) -> None:
         if link.end_client is not None:
             sessions.on_end(_closer(link.end_client))
         seats: Seats = SessionsCheckedByBroker()
-        if settings.broker_url is not None:
+        if settings.broker_url is not None and settings.broker_url.callout is None:
             dynsec = DynsecSeats(
                 settings.broker_url,
                 Acl(settings.topics),
