@@ -194,6 +194,10 @@ class MqttTransport:
             try:
                 for topic_filter in filters:
                     await _subscribe(client, topic_filter)
+            except _RefusedError as exc:  # not asked again at each reconnect
+                self._filters.remove(exc.topic_filter)
+                msg = f"cannot subscribe: {exc}"
+                raise TransportError(msg) from exc
             except aiomqtt.MqttError as exc:
                 msg = f"cannot subscribe: {exc}"
                 raise TransportError(msg) from exc
@@ -234,8 +238,15 @@ async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
     streams (seconds after another node died), and the link then tries the next node."""
     codes = await client.subscribe(topic_filter, qos=1)
     if any(code.is_failure if isinstance(code, ReasonCode) else code >= 0x80 for code in codes):
-        msg = f"the broker refused the subscription to {topic_filter}"
-        raise aiomqtt.MqttError(msg)
+        raise _RefusedError(topic_filter)
+
+
+class _RefusedError(aiomqtt.MqttError):
+    """SUBACK 0x80."""
+
+    def __init__(self, topic_filter: str) -> None:
+        super().__init__(f"the broker refused the subscription to {topic_filter}")
+        self.topic_filter = topic_filter
 
 
 def _no_delay(client: aiomqtt.Client) -> None:
