@@ -10,7 +10,7 @@ import pytest
 from tests.support.hub import HubProcess, password_of
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import TestClient
-from tests.support.nats import NatsCluster
+from tests.support.nats import NatsCluster, nats_server
 
 ClientFactory = Callable[..., TestClient]
 
@@ -31,6 +31,8 @@ def hub(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[HubProcess]:
             yield running
         return
     if request.param == "nats":
+        if nats_server() is None:
+            pytest.skip("nats-server is missing (make setup installs it)")
         with (
             NatsCluster(data_dir.parent / "nats") as cluster,
             HubProcess(data_dir, broker=cluster) as running,
