@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub import __version__
 from hub.auth import (
@@ -52,6 +53,9 @@ from web_bridge.app import create_app
 from web_bridge.ports import Bridge, MqttGateway, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
 from web_bridge.server import HttpServer
+
+if TYPE_CHECKING:
+    from hub.nats.callout import AuthCallout
 
 __all__ = [
     "FIRST_OPERATOR",
@@ -130,7 +134,7 @@ class _Link:
     running: Callable[[], bool]
     clients_by_role: Callable[[], dict[str, int]] | None = None
     end_client: Callable[[str, str], None] | None = None
-    """Close a client's connection (thread-safe); only the embedded broker can."""
+    """Close a client's connection (thread-safe): the embedded broker, or NATS's callout."""
 
 
 async def _link(
@@ -146,10 +150,12 @@ async def _link(
     """The embedded broker's in-process link, or a client link to ``--broker``."""
     url = settings.broker_url
     if url is not None:
+        end_client = None
         if url.callout is not None:
-            await _answer_nats_logins(
+            callout = await _answer_nats_logins(
                 stack, settings, url.callout, users=users, sessions=sessions, logins=logins
             )
+            end_client = callout.end_client
         offline = Status(state="offline", epoch=epoch, version=__version__, started_at=started_at)
         link = MqttTransport(
             url,
@@ -158,7 +164,12 @@ async def _link(
         )
         await stack.enter_async_context(link)
         return _Link(
-            link, url.host, url.port, TcpProxyGateway(url.host, url.port), lambda: link.connected
+            link,
+            url.host,
+            url.port,
+            TcpProxyGateway(url.host, url.port),
+            lambda: link.connected,
+            end_client=end_client,
         )
     from hub.broker import BrokerOptions, EmbeddedBroker  # noqa: PLC0415 - amqtt only if embedded
     from hub.broker.websocket import WebSocketGateway  # noqa: PLC0415
@@ -203,7 +214,7 @@ async def _answer_nats_logins(
     users: UserStore,
     sessions: SessionStore,
     logins: tuple[LoginGate, PasswordVerifier],
-) -> None:
+) -> AuthCallout:
     """On a NATS cluster (``?callout=`` in the broker URL) the hub answers its logins."""
     from hub.nats.callout import AuthCallout  # noqa: PLC0415 - nats-py only on NATS
     from hub.nats.config import read_callout  # noqa: PLC0415
@@ -214,7 +225,9 @@ async def _answer_nats_logins(
         msg = f"cannot read the NATS callout file {callout_file}: {exc}"
         raise NatsError(msg) from exc
     check = LoginCheck(users, logins[1], sessions)
-    await stack.enter_async_context(AuthCallout(config, check, Acl(settings.topics), logins[0]))
+    return await stack.enter_async_context(
+        AuthCallout(config, check, Acl(settings.topics), logins[0])
+    )
 
 
 def join_payload(game: str, code: str, url: str | None, seats: Seats) -> bytes:

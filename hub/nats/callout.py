@@ -11,11 +11,18 @@ is a signed ``authorization_response`` wrapping a user JWT in the ``TABLEHUB`` a
 everything and publish their own command and presence topics (as on Mosquitto: an allow
 list cannot say "anything outside R"). A player's JWT expires with its session (the node
 then disconnects it). An MQTT player or display must use its username as its client id.
+
+Given a system account user (``callout.json``), ``end_client`` disconnects a client on
+every node (the session store's listener: a revoked or kicked session): it asks every node
+for the client's connections (``$SYS.REQ.SERVER.PING.CONNZ``) and kicks each one
+(``$SYS.REQ.SERVER.<id>.KICK``); the client's next login is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import statistics
 import time
@@ -42,6 +49,10 @@ _LOGGER = logging.getLogger(__name__)
 AUTH_SUBJECT = "$SYS.REQ.USER.AUTH"
 QUEUE_GROUP = "tablehub-callout"
 _TIMINGS = 256
+_CONNZ = "$SYS.REQ.SERVER.PING.CONNZ"
+_KICK = "$SYS.REQ.SERVER.{server}.KICK"
+_GATHER_SECONDS = 1.0
+"""How long ``end_client`` waits for every node's list of connections."""
 
 
 def user_claims(
@@ -84,6 +95,8 @@ class AuthCallout:
         self._gate = gate
         self._issuer = nkeys.from_seed(bytearray(config.issuer_seed.get_secret_value().encode()))
         self._nc: NatsClient | None = None
+        self._system: NatsClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._timings: deque[float] = deque(maxlen=_TIMINGS)
 
@@ -92,8 +105,25 @@ class AuthCallout:
         """Median time from request to answer over the last logins (None before any)."""
         return statistics.median(self._timings) if self._timings else None
 
+    async def _connect_system(self) -> NatsClient | None:
+        user, password = self._config.system_user, self._config.system_password
+        if user is None or password is None:
+            return None
+        return await nats.connect(
+            servers=list(self._config.servers),
+            user=user,
+            password=password.get_secret_value(),
+            name="tablehub-kicker",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            error_cb=self._error,
+        )
+
     async def __aenter__(self) -> Self:
+        self._loop = asyncio.get_running_loop()
         try:
+            self._system = await self._connect_system()
             self._nc = await nats.connect(
                 servers=list(self._config.servers),
                 user=self._config.user,
@@ -128,9 +158,58 @@ class AuthCallout:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._nc is not None and not self._nc.is_closed:
-            await self._nc.close()
-        self._nc = None
+        for client in (self._nc, self._system):
+            if client is not None and not client.is_closed:
+                await client.close()
+        self._nc = self._system = None
+
+    def end_client(self, client_id: str, reason: str) -> None:
+        """Disconnect MQTT client ``client_id`` on every node (thread-safe; does nothing
+        without a system account user)."""
+        loop = self._loop
+        if loop is None or self._system is None:
+            return
+
+        def start() -> None:
+            task = asyncio.create_task(self._kick(client_id, reason), name="nats-kick")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        loop.call_soon_threadsafe(start)
+
+    async def _kick(self, client_id: str, reason: str) -> None:
+        system = self._system
+        if system is None:
+            return
+        replies: list[dict[str, Any]] = []
+        all_in = asyncio.Event()
+
+        async def collect(msg: Msg) -> None:
+            try:
+                replies.append(json.loads(msg.data))
+            except ValueError:
+                return
+            if len(replies) >= len(self._config.servers):
+                all_in.set()
+
+        query = {"account": self._config.account, "mqtt_client": client_id}
+        try:
+            inbox = system.new_inbox()
+            listening = await system.subscribe(inbox, cb=collect)
+            await system.publish(_CONNZ, json.dumps(query).encode(), reply=inbox)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_in.wait(), _GATHER_SECONDS)
+            await listening.unsubscribe()
+            for reply in replies:
+                server = (reply.get("server") or {}).get("id")
+                for connection in (reply.get("data") or {}).get("connections") or []:
+                    if connection.get("mqtt_client") != client_id or not server:
+                        continue
+                    kick = json.dumps({"cid": connection["cid"]}).encode()
+                    await system.request(_KICK.format(server=server), kick, timeout=2)
+                    _LOGGER.info("disconnected %s on %s: %s", client_id, server, reason)
+        except (NatsClientError, TimeoutError, KeyError) as exc:
+            _LOGGER.warning("could not disconnect %s (%s): %s", client_id, reason, exc)
 
     async def _error(self, exc: Exception) -> None:
         _LOGGER.warning("NATS (auth callout): %s", exc)

@@ -48,6 +48,7 @@ __all__ = [
 
 ACCOUNT = "TABLEHUB"
 CALLOUT_USER = "auth"
+SYSTEM_USER = "sys"
 CALLOUT_FILE = "callout.json"
 CLUSTER_FILE = "cluster.json"
 CONFIG_FILE = "nats.conf"
@@ -92,6 +93,9 @@ class CalloutConfig(_Frozen):
     """The account nkey seed the nodes trust as the callout's issuer."""
     account: str = ACCOUNT
     """The account the callout puts its users in."""
+    system_user: str | None = None
+    system_password: SecretStr | None = None
+    """A user of the system account: the hub disconnects ended player sessions with it."""
 
 
 def _quote(text: str) -> str:
@@ -136,13 +140,14 @@ def node_config(
         "    jetstream: enabled",
         f"    users: [ {{ user: {SERVICE_USER}, password: {_quote(passwords[SERVICE_USER])} }} ]",
         "  }",
-        f"  SYS {{ users: [ {{ user: sys, password: {_quote(passwords['sys'])} }} ] }}",
+        f"  SYS {{ users: [ {{ user: {SYSTEM_USER},"
+        f" password: {_quote(passwords[SYSTEM_USER])} }} ] }}",
         "}",
         "system_account: SYS",
         "authorization {",
         "  auth_callout {",
         f"    issuer: {issuer}",
-        f"    auth_users: [ {CALLOUT_USER}, {SERVICE_USER}, sys ]",
+        f"    auth_users: [ {CALLOUT_USER}, {SERVICE_USER}, {SYSTEM_USER} ]",
         "    account: AUTH",
         "  }",
         "}",
@@ -198,7 +203,7 @@ def write_cluster(
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
     nodes = _nodes(out, count, bind, base_port)
-    passwords = {name: new_password() for name in (CALLOUT_USER, SERVICE_USER, "sys")}
+    passwords = {name: new_password() for name in (CALLOUT_USER, SERVICE_USER, SYSTEM_USER)}
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_ACCOUNT)
     issuer = nkeys.from_seed(bytearray(seed)).public_key.decode()
     for index, node in enumerate(nodes):
@@ -217,6 +222,8 @@ def write_cluster(
         user=CALLOUT_USER,
         password=SecretStr(passwords[CALLOUT_USER]),
         issuer_seed=SecretStr(seed.decode()),
+        system_user=SYSTEM_USER,
+        system_password=SecretStr(passwords[SYSTEM_USER]),
     )
     write_atomic(out / CALLOUT_FILE, _dump_secret(callout), mode=0o600)
     mqtt = ",".join(node.mqtt for node in nodes)
@@ -231,6 +238,8 @@ def _dump_secret(callout: CalloutConfig) -> str:
     data = callout.model_dump(mode="json")
     data["password"] = callout.password.get_secret_value()
     data["issuer_seed"] = callout.issuer_seed.get_secret_value()
+    if callout.system_password is not None:
+        data["system_password"] = callout.system_password.get_secret_value()
     return json.dumps(data, indent=2) + "\n"
 
 

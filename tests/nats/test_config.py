@@ -57,6 +57,9 @@ def test_three_nodes_are_written_as_the_issue_describes(tmp_path: Path) -> None:
         "nats://127.0.0.1:24020",
     )
     assert f'password: "{callout.password.get_secret_value()}"' in conf
+    assert callout.system_user == "sys"
+    assert callout.system_password is not None
+    assert f'user: sys, password: "{callout.system_password.get_secret_value()}"' in conf
 
 
 def test_one_node_has_no_cluster_block_and_fresh_keys_each_time(tmp_path: Path) -> None:
