@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  echo "installing python3-venv"; $(APT) update -qq && $(APT_INSTALL) python3-venv python3-pip >/dev/null; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench,nats]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -19,6 +19,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub import __version__
 from hub.auth import (
@@ -33,12 +34,14 @@ from hub.auth import (
     SessionStore,
     UserStore,
 )
+from hub.auth.login import LoginCheck
 from hub.auth.passwords import new_password
 from hub.auth.sweeper import SessionSweeper
 from hub.clock import utc_now
 from hub.files import write_atomic
 from hub.link import MqttTransport
 from hub.link.dynsec import DynsecSeats
+from hub.nats.errors import NatsError
 from hub.protocol import JoinCode, Status, encode
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
@@ -50,6 +53,9 @@ from web_bridge.app import create_app
 from web_bridge.ports import Bridge, MqttGateway, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
 from web_bridge.server import HttpServer
+
+if TYPE_CHECKING:
+    from hub.nats.callout import AuthCallout
 
 __all__ = [
     "FIRST_OPERATOR",
@@ -128,7 +134,7 @@ class _Link:
     running: Callable[[], bool]
     clients_by_role: Callable[[], dict[str, int]] | None = None
     end_client: Callable[[str, str], None] | None = None
-    """Close a client's connection (thread-safe); only the embedded broker can."""
+    """Close a client's connection (thread-safe): the embedded broker, or NATS's callout."""
 
 
 async def _link(
@@ -144,6 +150,12 @@ async def _link(
     """The embedded broker's in-process link, or a client link to ``--broker``."""
     url = settings.broker_url
     if url is not None:
+        end_client = None
+        if url.callout is not None:
+            callout = await _answer_nats_logins(
+                stack, settings, url.callout, users=users, sessions=sessions, logins=logins
+            )
+            end_client = callout.end_client
         offline = Status(state="offline", epoch=epoch, version=__version__, started_at=started_at)
         link = MqttTransport(
             url,
@@ -152,7 +164,12 @@ async def _link(
         )
         await stack.enter_async_context(link)
         return _Link(
-            link, url.host, url.port, TcpProxyGateway(url.host, url.port), lambda: link.connected
+            link,
+            url.host,
+            url.port,
+            TcpProxyGateway(url.host, url.port),
+            lambda: link.connected,
+            end_client=end_client,
         )
     from hub.broker import BrokerOptions, EmbeddedBroker  # noqa: PLC0415 - amqtt only if embedded
     from hub.broker.websocket import WebSocketGateway  # noqa: PLC0415
@@ -186,6 +203,30 @@ async def _link(
         lambda: broker.running,
         broker.clients_by_role,
         broker.end_client,
+    )
+
+
+async def _answer_nats_logins(
+    stack: AsyncExitStack,
+    settings: HubSettings,
+    callout_file: str,
+    *,
+    users: UserStore,
+    sessions: SessionStore,
+    logins: tuple[LoginGate, PasswordVerifier],
+) -> AuthCallout:
+    """On a NATS cluster (``?callout=`` in the broker URL) the hub answers its logins."""
+    from hub.nats.callout import AuthCallout  # noqa: PLC0415 - nats-py only on NATS
+    from hub.nats.config import read_callout  # noqa: PLC0415
+
+    try:
+        config = read_callout(Path(callout_file))
+    except (OSError, ValueError) as exc:
+        msg = f"cannot read the NATS callout file {callout_file}: {exc}"
+        raise NatsError(msg) from exc
+    check = LoginCheck(users, logins[1], sessions)
+    return await stack.enter_async_context(
+        AuthCallout(config, check, Acl(settings.topics), logins[0])
     )
 
 
@@ -270,7 +311,7 @@ async def serve(settings: HubSettings) -> None:
         if link.end_client is not None:
             sessions.on_end(_closer(link.end_client))
         seats: Seats = SessionsCheckedByBroker()
-        if settings.broker_url is not None:
+        if settings.broker_url is not None and settings.broker_url.callout is None:
             dynsec = DynsecSeats(
                 settings.broker_url,
                 Acl(settings.topics),

@@ -5,7 +5,8 @@ It reaches the broker as an MQTT client (the service's credentials, e.g. Mosquit
 ``service.url``, so that it may publish a rotated join code) and learns the games from
 their retained topics; it reads the hub's data dir for history, sessions and join codes.
 Phones take seats through Mosquitto's dynamic security plugin (``hub.link.dynsec``); on
-a broker without it the bridge refuses player sessions, saying why.
+a broker without it the bridge refuses player sessions, saying why. On a NATS cluster
+(``?callout=`` in the URL) the hub's auth callout seats them from the same data dir.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from hub.settings import HubSettings
 from hub.transport import TransportError
 from hub.web import MIN_FREE_DISK, JournalHistory, login_checks, session_store, stats_metrics
 from web_bridge.app import create_app
-from web_bridge.ports import Bridge, Histogram, Metric
+from web_bridge.ports import Bridge, Histogram, Metric, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
 from web_bridge.server import HttpServer
 
@@ -100,14 +101,17 @@ async def serve_bridge(settings: HubSettings) -> None:
             async for message in link.messages():
                 view.feed(message.topic, message.payload)
 
-        seats = await stack.enter_async_context(
-            DynsecSeats(
-                url,
-                Acl(settings.topics),
-                sessions=sessions,
+        seats: Seats = SessionsCheckedByBroker()  # on NATS: the hub's callout reads the store
+        if url.callout is None:
+            dynsec = await stack.enter_async_context(
+                DynsecSeats(
+                    url,
+                    Acl(settings.topics),
+                    sessions=sessions,
+                )
             )
-        )
-        sessions.on_end(seats.session_ended)
+            sessions.on_end(dynsec.session_ended)
+            seats = dynsec
         await stack.enter_async_context(SessionSweeper(sessions, settings.session_sweep_interval))
         follower = asyncio.create_task(follow(), name="retained-view")
         stack.push_async_callback(_cancel, follower)

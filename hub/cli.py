@@ -1,5 +1,5 @@
-"""The ``hub`` command line: serve, web-bridge, users, sessions, mosquitto-config, history,
-state."""
+"""The ``hub`` command line: serve, web-bridge, users, sessions, mosquitto-config,
+nats-config, history, state."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hub import __version__
 from hub.auth import AuthError, Role, UserStore
 from hub.auth.passwords import new_password
 from hub.mosquitto import write_mosquitto_config
+from hub.nats import DEFAULT_BASE_PORT, NatsError
 from hub.protocol import encode, valid_game_name
 from hub.settings import HubSettings, SettingsError, load_settings
 from hub.state.errors import StateError
@@ -42,6 +43,38 @@ def _sessions_parser(
     )
     common(revoke)
     revoke.add_argument("client_ids", nargs="+", metavar="CLIENT_ID")
+
+
+def _config_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """``mosquitto-config`` and ``nats-config``: an external broker's files."""
+    mosq = commands.add_parser(
+        "mosquitto-config", help="write password, ACL and config files for Mosquitto"
+    )
+    common(mosq)
+    mosq.add_argument("--out", type=Path, required=True, help="directory to write into")
+    mosq.add_argument("--topic-root", help="topic root R (default tablehub)")
+    mosq.add_argument("--bind", help="address Mosquitto listens on (default 0.0.0.0)")
+    mosq.add_argument("--port", type=int, default=1883, help="port Mosquitto listens on")
+
+    nats_config = commands.add_parser(
+        "nats-config", help="write the configs of a NATS cluster the hub runs on"
+    )
+    nats_config.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+    nats_config.add_argument("--out", type=Path, required=True, help="directory to write into")
+    nats_config.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        help="address the nodes listen on, or one per node: H1,H2,H3 (default 127.0.0.1)",
+    )
+    nats_config.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_BASE_PORT,
+        help=f"node K listens from BASE + 10*(K-1) on (default {DEFAULT_BASE_PORT}, 0 = random)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,14 +127,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _sessions_parser(commands, common)
 
-    mosq = commands.add_parser(
-        "mosquitto-config", help="write password, ACL and config files for Mosquitto"
-    )
-    common(mosq)
-    mosq.add_argument("--out", type=Path, required=True, help="directory to write into")
-    mosq.add_argument("--topic-root", help="topic root R (default tablehub)")
-    mosq.add_argument("--bind", help="address Mosquitto listens on (default 0.0.0.0)")
-    mosq.add_argument("--port", type=int, default=1883, help="port Mosquitto listens on")
+    _config_parsers(commands, common)
 
     history = commands.add_parser("history", help="print a game's journal")
     common(history)
@@ -163,6 +189,24 @@ def _sessions(settings: HubSettings, args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def _nats_config(args: argparse.Namespace) -> int:
+    from hub.nats.config import CLUSTER_FILE, write_cluster  # noqa: PLC0415 - nkeys only here
+
+    try:
+        cluster = write_cluster(
+            args.out, count=args.nodes, bind=args.bind, base_port=args.base_port
+        )
+    except ValueError as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        return 2
+    out = args.out.resolve()
+    print(f"wrote {len(cluster.nodes)} node configs, callout.json and {CLUSTER_FILE} to {out}")
+    for node in cluster.nodes:
+        print(f"  {node.name}: nats-server -c {node.config}  (MQTT {node.mqtt})")
+    print(f'run the hub with: hub serve --broker "$(jq -r .service_url {out / CLUSTER_FILE})"')
+    return 0
+
+
 def _history(settings: HubSettings, args: argparse.Namespace) -> int:
     with Store(settings.data_dir, read_only=True) as store:
         entries = store.entries(args.game, after=args.after, limit=args.limit)
@@ -203,6 +247,8 @@ def web_bridge_main() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "nats-config":
+        return _nats_config(args)
     overrides = {"data_dir": args.data_dir}
     if args.command == "serve":
         overrides |= {
@@ -253,6 +299,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "history":
             return _history(settings, args)
         return _state(settings, args)
-    except (StateError, AuthError, OSError) as exc:
+    except (StateError, AuthError, NatsError, OSError) as exc:
         print(f"hub: {exc}", file=sys.stderr)
         return 1

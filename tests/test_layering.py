@@ -42,6 +42,16 @@ def test_only_hub_broker_imports_amqtt() -> None:
     assert offenders == []
 
 
+def test_only_hub_nats_imports_nats_py_and_nkeys() -> None:
+    offenders = [
+        line
+        for package in ("hub", "pi_node", "web_bridge")
+        for line in _offending(package, ("nats", "nkeys"))
+        if not line.startswith("hub/nats/")
+    ]
+    assert offenders == []
+
+
 def test_protocol_imports_only_pydantic_and_the_stdlib() -> None:
     allowed = {"pydantic", "hub"} | set(sys.stdlib_module_names)
     offenders = [

@@ -106,7 +106,8 @@ class Seats(Protocol):
 
 
 class SessionsCheckedByBroker:
-    """``Seats`` of the embedded broker, which checks the session store at every login."""
+    """``Seats`` of the embedded broker, which checks the session store at every login (as
+    the hub's NATS auth callout does)."""
 
     unavailable: str | None = None
 

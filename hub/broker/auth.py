@@ -7,7 +7,6 @@ amqtt sessions. An authenticated session carries its ``Identity`` in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from hub.auth import (
     VerifierBusyError,
 )
 from hub.auth.acl import SubscribeDecision
-from hub.auth.sessions import CLIENT_ID_PREFIX
+from hub.auth.login import LoginCheck
 from hub.broker.connections import ASSIGNED_CLIENT_ID
 
 __all__ = ["IDENTITY", "HubAuthPlugin", "OpenAuthPlugin"]
@@ -116,20 +115,9 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
     async def _identity(
         self, name: str | None, password: str | None, address: str
     ) -> Identity | None:
-        """Who the credentials belong to: a player session (cheap check, default pool) for a
-        session's id, else a user of the store (argon2 on the verifier's pool; an unknown
-        name costs the same)."""
-        if not name or password is None:
-            return None
-        if (
-            self._sessions is not None
-            and name.startswith(CLIENT_ID_PREFIX)
-            and self._users.get(name) is None
-        ):
-            player = await asyncio.to_thread(self._sessions.authenticate, name, password)
-            return None if player is None else Identity(username=player.client_id, role=Role.PLAYER)
-        user = await self._verifier.authenticate(name, password, address=address)
-        return None if user is None else Identity(username=user.name, role=user.role)
+        check = LoginCheck(self._users, self._verifier, self._sessions)
+        login = await check.identify(name, password, address)
+        return None if login is None else login.identity
 
     async def _assign_client_id(self, session: Session, name: str) -> None:
         """A player or display that sent no client id gets its username as one, as if it

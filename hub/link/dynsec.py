@@ -105,7 +105,7 @@ class DynsecSeats:
         try:
             await self._link.subscribe(RESPONSE_TOPIC)
             await self._call({"command": "getDefaultACLAccess"}, patience=self._probe_timeout)
-        except SeatError:
+        except (SeatError, TransportError):  # no answer, or the response topic refused
             self.unavailable = (
                 f"the broker at {self._url.host}:{self._url.port} does not answer Mosquitto's"
                 f" dynamic security commands ({CONTROL_TOPIC}), so phones cannot log in there;"

@@ -1,7 +1,9 @@
 """MqttTransport: hub.transport.Transport over an MQTT client connection (aiomqtt).
 
-Reconnects forever with capped exponential backoff and jitter; after every reconnect it
-re-subscribes and calls the service back so it republishes its retained topics. A publish
+Reconnects forever with capped exponential backoff and jitter, trying the URL's nodes in
+turn (a cluster: the next node at once, the backoff only after a whole round has failed);
+after every reconnect it re-subscribes and calls the service back so it republishes its
+retained topics. A publish
 waiting for its PUBACK when the connection drops fails at once (aiomqtt would wait out its
 whole timeout, and the service with it).
 """
@@ -18,6 +20,7 @@ from typing import Any, Self
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.reasoncodes import ReasonCode
 
 from hub.protocol.broker_url import BrokerUrl
 from hub.transport import Inbound, Inbox, TransportError
@@ -88,14 +91,14 @@ class MqttTransport:
         self._callbacks: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    def _new_client(self) -> aiomqtt.Client:
+    def _new_client(self, host: str, port: int) -> aiomqtt.Client:
         will = (
             aiomqtt.Will(self._will[0], self._will[1], qos=1, retain=True) if self._will else None
         )
         password = self._url.password.get_secret_value() if self._url.password else None
         return SocketSafeClient(
-            self._url.host,
-            self._url.port,
+            host,
+            port,
             username=self._url.username,
             password=password,
             identifier=self._client_id,
@@ -129,17 +132,20 @@ class MqttTransport:
     async def _run(self) -> None:
         attempt = 0
         first = True
+        endpoints = self._url.endpoints
+        node = 0
         while True:
+            host, port = endpoints[node % len(endpoints)]
             try:
-                async with self._new_client() as client:
+                async with self._new_client(host, port) as client:
                     _no_delay(client)
                     for topic_filter in self._filters:
-                        await client.subscribe(topic_filter, qos=1)
+                        await _subscribe(client, topic_filter)
                     self._lost = asyncio.get_running_loop().create_future()
                     self._client = client
                     self._connected.set()
                     attempt = 0
-                    _LOGGER.info("connected to the broker %s", self._url)
+                    _LOGGER.info("connected to the broker %s at %s:%d", self._url, host, port)
                     if not first:
                         for callback in self._callbacks:
                             await callback()
@@ -159,10 +165,20 @@ class MqttTransport:
                 if self._lost is not None and not self._lost.done():
                     self._lost.set_result(None)
                 self._connected.clear()
-                delay = min(_BACKOFF_CAP, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+                node += 1
                 attempt += 1
+                if len(endpoints) > 1 and attempt % len(endpoints):
+                    delay = 0.05  # the next node at once
+                else:
+                    backoff = 0.5 * 2 ** (attempt // len(endpoints) - 1)
+                    delay = min(_BACKOFF_CAP, backoff) * random.uniform(0.5, 1.0)  # noqa: S311
                 _LOGGER.warning(
-                    "lost the broker %s (%s); retrying in %.1f s", self._url, exc, delay
+                    "lost the broker %s at %s:%d (%s); retrying in %.1f s",
+                    self._url,
+                    host,
+                    port,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
 
@@ -177,7 +193,11 @@ class MqttTransport:
         if client is not None:
             try:
                 for topic_filter in filters:
-                    await client.subscribe(topic_filter, qos=1)
+                    await _subscribe(client, topic_filter)
+            except _RefusedError as exc:  # not asked again at each reconnect
+                self._filters.remove(exc.topic_filter)
+                msg = f"cannot subscribe: {exc}"
+                raise TransportError(msg) from exc
             except aiomqtt.MqttError as exc:
                 msg = f"cannot subscribe: {exc}"
                 raise TransportError(msg) from exc
@@ -210,6 +230,23 @@ class MqttTransport:
 
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
         self._callbacks.append(callback)
+
+
+async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
+    """Subscribe at QoS 1; a refusal (SUBACK 0x80) is an error, not a silent deafness: a
+    NATS node refuses QoS 1 subscriptions while JetStream has no leader for its MQTT
+    streams (seconds after another node died), and the link then tries the next node."""
+    codes = await client.subscribe(topic_filter, qos=1)
+    if any(code.is_failure if isinstance(code, ReasonCode) else code >= 0x80 for code in codes):
+        raise _RefusedError(topic_filter)
+
+
+class _RefusedError(aiomqtt.MqttError):
+    """SUBACK 0x80."""
+
+    def __init__(self, topic_filter: str) -> None:
+        super().__init__(f"the broker refused the subscription to {topic_filter}")
+        self.topic_filter = topic_filter
 
 
 def _no_delay(client: aiomqtt.Client) -> None:

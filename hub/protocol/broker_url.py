@@ -1,26 +1,61 @@
 """``mqtt://USER:PASS@HOST:PORT`` -> BrokerUrl: how the hub (``--broker``) and the Pi node
-name a broker."""
+name a broker.
+
+A cluster is named by listing every node: ``mqtt://USER:PASS@H1:P1,H2:P2,H3:P3``; clients
+connect to the first that answers and fail over to the others. ``?callout=PATH`` names the
+file of a NATS cluster's auth callout (``hub nats-config`` writes it): a hub given such a URL
+answers the cluster's logins itself.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import SecretStr
 
 __all__ = ["BrokerUrl", "parse_broker_url"]
 
+_DEFAULT_PORT = 1883
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerUrl:
     host: str
+    """The first node's host (the only one, for a single broker)."""
     port: int
     username: str | None
     password: SecretStr | None
+    nodes: tuple[tuple[str, int], ...] = ()
+    """Every node, in the URL's order; empty means just (host, port)."""
+    callout: str | None = None
+    """The NATS auth callout's file (``?callout=``), or None."""
+
+    @property
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of every node, the first one first."""
+        return self.nodes or ((self.host, self.port),)
 
     def __str__(self) -> str:  # never shows the password
         user = f"{self.username}:***@" if self.username else ""
-        return f"mqtt://{user}{self.host}:{self.port}"
+        hosts = ",".join(
+            f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in self.endpoints
+        )
+        return f"mqtt://{user}{hosts}"
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (``[V6]:PORT`` too) -> (host, port); ValueError naming what is wrong."""
+    try:
+        parts = urlsplit(f"//{text}")
+        port = parts.port or _DEFAULT_PORT
+    except ValueError as exc:
+        msg = "the broker URL has an invalid port"
+        raise ValueError(msg) from exc
+    if not parts.hostname:
+        msg = "the broker URL has no host"
+        raise ValueError(msg)
+    return parts.hostname, port
 
 
 def parse_broker_url(url: str) -> BrokerUrl:
@@ -29,17 +64,15 @@ def parse_broker_url(url: str) -> BrokerUrl:
     if parts.scheme != "mqtt":
         msg = "the broker URL must look like mqtt://USER:PASS@HOST:PORT"
         raise ValueError(msg)
-    try:
-        port = parts.port or 1883
-    except ValueError as exc:
-        msg = "the broker URL has an invalid port"
-        raise ValueError(msg) from exc
-    if not parts.hostname:
-        msg = "the broker URL has no host"
-        raise ValueError(msg)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = tuple(_endpoint(host) for host in hosts.split(","))
+    username, has_password, password = userinfo.partition(":")
+    callout = parse_qs(parts.query).get("callout")
     return BrokerUrl(
-        host=parts.hostname,
-        port=port,
-        username=unquote(parts.username) if parts.username else None,
-        password=SecretStr(unquote(parts.password)) if parts.password else None,
+        host=nodes[0][0],
+        port=nodes[0][1],
+        username=unquote(username) if username else None,
+        password=SecretStr(unquote(password)) if has_password and password else None,
+        nodes=nodes if len(nodes) > 1 else (),
+        callout=callout[-1] if callout else None,
     )

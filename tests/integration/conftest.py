@@ -10,6 +10,7 @@ import pytest
 from tests.support.hub import HubProcess, password_of
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import TestClient
+from tests.support.nats import NatsCluster, nats_server
 
 ClientFactory = Callable[..., TestClient]
 
@@ -19,12 +20,23 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "var"
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
+@pytest.fixture(params=["embedded", "mosquitto", "nats"])
 def hub(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[HubProcess]:
-    """The hub with its embedded broker, and the same hub against Debian's real mosquitto
-    configured by ``hub mosquitto-config``: the contract must hold on both."""
+    """The hub with its embedded broker, the same hub against Debian's real mosquitto
+    configured by ``hub mosquitto-config``, and against a one-node NATS cluster configured
+    by ``hub nats-config`` (logins answered by the hub's callout): the contract must hold
+    on all three."""
     if request.param == "embedded":
         with HubProcess(data_dir) as running:
+            yield running
+        return
+    if request.param == "nats":
+        if nats_server() is None:
+            pytest.skip("nats-server is missing (make setup installs it)")
+        with (
+            NatsCluster(data_dir.parent / "nats") as cluster,
+            HubProcess(data_dir, broker=cluster) as running,
+        ):
             yield running
         return
     with (

@@ -33,7 +33,7 @@ def test_first_start_creates_an_operator_once(hub: HubProcess) -> None:
     path = hub.data_dir / "operator.txt"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     # On Mosquitto, `hub mosquitto-config` made it, before the password file it writes
-    assert hub.log_text().count("operator.txt") == (0 if hub.broker is not None else 1)
+    assert hub.log_text().count("operator.txt") == (0 if hub.engine == "mosquitto" else 1)
     listed = run_cli("users", "list", "--data-dir", str(hub.data_dir))
     assert listed.returncode == 0
     assert "operator" in listed.stdout
@@ -59,7 +59,7 @@ def test_bad_logins_are_refused(
     hub: HubProcess, client_id: str, user: str | None, password: str | None, why: str
 ) -> None:
     password_of(hub, "alice")  # alice exists, with password pw-alice-0123456789
-    if client_id != user and user == "alice" and hub.broker is not None:
+    if client_id != user and user == "alice" and hub.engine == "mosquitto":
         pytest.skip("Mosquitto cannot tie client ids to usernames (docs/protocol.md)")
     refused_login(hub.mqtt_port, client_id, username=user, password=password), why
 
@@ -85,14 +85,14 @@ def test_users_cli_add_list_remove(hub: HubProcess) -> None:
     if hub.broker is not None:
         hub.broker.reload("pi2", password)
     assert _logs_in(hub.mqtt_port, "pi2", "pi2", password)
-    if hub.broker is None:  # Mosquitto cannot tie client ids to usernames (docs/protocol.md)
+    if hub.engine != "mosquitto":  # Mosquitto cannot tie client ids to usernames (docs/protocol.md)
         refused_login(hub.mqtt_port, "pi2-screen", username="pi2", password=password)
     again = run_cli("users", "add", "pi2", "--role", "display", "--data-dir", str(hub.data_dir))
     assert again.returncode == 1
     assert "already exists" in again.stderr
     removed = run_cli("users", "remove", "pi2", "--data-dir", str(hub.data_dir))
     assert removed.returncode == 0
-    if hub.broker is None:  # the embedded broker re-reads the store on the next login
+    if hub.engine != "mosquitto":  # the hub (broker or callout) reads the store per login
         refused_login(hub.mqtt_port, "pi2", username="pi2", password=password)
 
 
@@ -120,7 +120,8 @@ def test_rate_limit_answers_rate_limited_and_spares_others(hub: HubProcess) -> N
 # Mosquitto 2.0.11 scans all clients only when more than 5 s passed since its last scan,
 # on a whole-second clock, and drops a client once now - last_msg_in > keepalive*3/2 in
 # integer seconds (src/keepalive.c, keepalive__check): up to ~7 s late.
-SCAN_LAG = {"embedded": 1.0, "mosquitto": 7.0}
+# NATS times each MQTT connection's keep-alive itself (server/mqtt.go), like the embedded one.
+SCAN_LAG = {"embedded": 1.0, "mosquitto": 7.0, "nats": 1.0}
 # Room for a machine with both cores busy (CI): this is a correctness test, not a timing one.
 LOAD_SLACK = 10.0
 
@@ -132,7 +133,7 @@ def test_a_silent_client_goes_offline_and_a_pinging_one_stays(hub: HubProcess) -
     1.5 x keep-alive + the broker's scan lag + slack; the pinging one is still online after.
     A broker that never enforces keep-alive fails here; none is held to a tight time."""
     keepalive = 2
-    deadline = 1.5 * keepalive + SCAN_LAG["embedded" if hub.broker is None else "mosquitto"]
+    deadline = 1.5 * keepalive + SCAN_LAG[hub.engine]
     deadline += LOAD_SLACK
     silent_presence = TOPICS.client_presence("alice")
     with (

@@ -1,8 +1,8 @@
 """Player sessions can be taken back: kick, expiry, the operator's API and CLI, and caps.
 
-A real ``hub serve`` (sessions exist on the embedded broker only), phones as paho clients
-with their session's credentials. A session that ends loses its connection, and its token
-is refused (CONNACK 5) from then on.
+A real ``hub serve`` (its embedded broker, or a NATS node whose logins the hub's callout
+answers), phones as paho clients with their session's credentials. A session that ends
+loses its connection, and its token is refused (CONNACK 5) from then on.
 """
 
 from __future__ import annotations
@@ -17,13 +17,23 @@ from tests.support.cli import run_cli
 from tests.support.http import Http
 from tests.support.hub import HubProcess
 from tests.support.mqtt import TOPICS, TestClient, refused_login
+from tests.support.nats import NatsCluster, nats_server
 
 _FAST_SWEEP = {"HUB_SESSION_SWEEP_INTERVAL": "0.2"}
 
 
-@pytest.fixture
-def hub(data_dir: Path) -> Iterator[HubProcess]:
-    with HubProcess(data_dir, env=_FAST_SWEEP) as running:
+@pytest.fixture(params=["embedded", "nats"])
+def hub(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[HubProcess]:
+    if request.param == "embedded":
+        with HubProcess(data_dir, env=_FAST_SWEEP) as running:
+            yield running
+        return
+    if nats_server() is None:
+        pytest.skip("nats-server is missing (make setup installs it)")
+    with (
+        NatsCluster(data_dir.parent / "nats") as cluster,
+        HubProcess(data_dir, env=_FAST_SWEEP, broker=cluster) as running,
+    ):
         yield running
 
 

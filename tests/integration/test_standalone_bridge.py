@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.cli import REPO
 from tests.support.http import Http
-from tests.support.hub import HubProcess, password_of
+from tests.support.hub import ExternalBroker, HubProcess, password_of
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import TOPICS, TestClient
 from tests.support.waiting import wait_until
@@ -31,7 +31,7 @@ class BridgeProcess:
     in its own process group, which is killed on the way out whatever happened: a failed
     ready check, a timed-out wait or an exception in the body."""
 
-    def __init__(self, hub: HubProcess, broker: Mosquitto) -> None:
+    def __init__(self, hub: HubProcess, broker: ExternalBroker) -> None:
         self.command = [
             *(sys.executable, "-c", "from hub.cli import web_bridge_main; web_bridge_main()"),
             *("--broker", broker.url, "--data-dir", str(hub.data_dir)),

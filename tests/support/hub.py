@@ -12,14 +12,35 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Protocol, Self
 
 from hub.auth import Role, UserStore
 from tests.support.cli import REPO, run_cli
-from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import TestClient
 
-__all__ = ["REPO", "HubProcess", "denied_publish_logged", "password_of", "run_cli"]
+__all__ = [
+    "REPO",
+    "ExternalBroker",
+    "HubProcess",
+    "denied_publish_logged",
+    "password_of",
+    "run_cli",
+]
+
+
+class ExternalBroker(Protocol):
+    """A broker the hub runs against (Mosquitto, a NATS cluster)."""
+
+    @property
+    def url(self) -> str:
+        """What ``hub serve --broker`` takes."""
+
+    @property
+    def engine(self) -> str:
+        """``mosquitto`` or ``nats``."""
+
+    def reload(self, user: str, password: str) -> None:
+        """Let a user just added to the hub's store log in."""
 
 
 class HubProcess:
@@ -31,7 +52,7 @@ class HubProcess:
         *args: str,
         env: dict[str, str] | None = None,
         log: Path | None = None,
-        broker: Mosquitto | None = None,
+        broker: ExternalBroker | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.broker = broker
@@ -90,6 +111,11 @@ class HubProcess:
     def client(self, name: str, *, role: str = "player", **kwargs: Any) -> TestClient:
         """A TestClient for user ``name`` (created if needed); enter it to connect."""
         return TestClient(self.mqtt_port, name, password=password_of(self, name, role), **kwargs)
+
+    @property
+    def engine(self) -> str:
+        """``embedded``, ``mosquitto`` or ``nats``: where the contract differs (docs)."""
+        return "embedded" if self.broker is None else self.broker.engine
 
     def ready(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.data_dir / "ready.json").read_text())

@@ -126,6 +126,8 @@ class Mosquitto:
         generated = (self.conf_dir / "mosquitto.conf").read_text()
         (self.conf_dir / "test.conf").write_text(generated + "user root\n")
 
+    engine = "mosquitto"
+
     @property
     def url(self) -> str:
         return (self.conf_dir / "service.url").read_text().strip()
