@@ -23,6 +23,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,10 +52,45 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     client_id TEXT PRIMARY KEY, token_sha256 BLOB NOT NULL, name TEXT NOT NULL,
     game TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL
-) WITHOUT ROWID;
+) WITHOUT ROWID
 """
 _ADDED_COLUMNS = {"address": "TEXT NOT NULL DEFAULT ''", "revoked_at": "REAL"}
 """Columns newer than the first schema, added to an older file on open."""
+
+
+def _prepare(db: sqlite3.Connection, patience: float = 30.0) -> None:
+    """WAL mode and the current schema. Processes that open a new file at once can meet
+    in a lock SQLite reports at once instead of waiting on (a deadlock between two
+    upgrading readers): such an attempt is simply made again."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            _upgrade(db)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + secrets.randbelow(40) / 1000)
+        else:
+            return
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Create the table or add the newer columns, in one write transaction: the hub and a
+    web bridge opening the same file at once must not both add a column."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(_SCHEMA)
+        have = {str(row[1]) for row in db.execute("PRAGMA table_info(sessions)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 # queries are spelled out whole: a live session is "revoked_at IS NULL AND expires_at > ?"
 _SELECT_LIVE = (
     "SELECT client_id, name, game, address, created_at, expires_at FROM sessions"
@@ -153,13 +189,10 @@ class SessionStore:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
         try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            have = {str(row[1]) for row in db.execute("PRAGMA table_info(sessions)")}
-            for column, kind in _ADDED_COLUMNS.items():
-                if column not in have:
-                    db.execute(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
+            db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            _prepare(db)
         except sqlite3.Error as exc:
             msg = f"cannot open the session store {self.path}: {exc}"
             raise AuthError(msg) from exc

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 import os
 import sqlite3
 import stat
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -134,3 +137,36 @@ def test_a_store_of_the_first_schema_is_upgraded(tmp_path: Path) -> None:
     with SessionStore(tmp_path) as sessions:
         new = sessions.create("main", "A", address="10.0.0.1")
         assert sessions.authenticate(new.session.client_id, new.token) == new.session
+
+
+def _open_and_count(directory: str, start: float) -> int:
+    """In a process of its own: open the store at ``start`` (wall clock) and count."""
+    while time.time() < start:
+        time.sleep(0.001)
+    with SessionStore(Path(directory)) as sessions:
+        return sessions.active()
+
+
+@pytest.mark.parametrize("first_schema", [False, True], ids=["new-file", "first-schema"])
+def test_processes_opening_one_store_at_once_all_succeed(
+    tmp_path: Path, first_schema: bool
+) -> None:
+    """The hub and web bridges start together on one data dir: each creates or upgrades
+    the table, and none may fail on another's half-done upgrade ('duplicate column')."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(6, mp_context=context) as pool:
+        list(pool.map(_open_and_count, [str(tmp_path)] * 6, [0.0] * 6))  # start the workers
+        for attempt in range(5):
+            directory = tmp_path / f"try{attempt}"
+            directory.mkdir()
+            if first_schema:
+                db = sqlite3.connect(directory / SessionStore.FILENAME)
+                db.execute(
+                    "CREATE TABLE sessions (client_id TEXT PRIMARY KEY,"
+                    " token_sha256 BLOB NOT NULL, name TEXT NOT NULL, game TEXT NOT NULL,"
+                    " created_at REAL NOT NULL, expires_at REAL NOT NULL) WITHOUT ROWID"
+                )
+                db.close()
+            start = time.time() + 0.3
+            counts = list(pool.map(_open_and_count, [str(directory)] * 6, [start] * 6))
+            assert counts == [0] * 6

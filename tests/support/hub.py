@@ -189,7 +189,11 @@ def denied_publish_logged(hub: HubProcess, user: str, topic: str) -> bool:
     <id> (d0, q0, r0, m0, '<topic>', ... (n bytes))``), since it may assign the id."""
     if hub.broker is None:
         return f"dropped publish by {user} to {topic}" in hub.log_text()
-    lines = hub.broker.log_path.read_text(errors="replace").splitlines()
+    log_path = getattr(hub.broker, "log_path", None)
+    if not isinstance(log_path, Path) or hub.broker.engine != "mosquitto":
+        msg = f"denied publishes are read from Mosquitto's log, not {hub.broker.engine}'s"
+        raise NotImplementedError(msg)
+    lines = log_path.read_text(errors="replace").splitlines()
     ids = {
         match.group(1)
         for line in lines
