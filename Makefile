@@ -70,6 +70,7 @@ system-deps:
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium fonts-liberation"; \
 	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	command -v jq >/dev/null || missing="$$missing jq"; \
 	command -v zbarimg >/dev/null || missing="$$missing zbar-tools"; \
 	test -f /usr/share/consolefonts/Lat15-Fixed16.psf.gz || missing="$$missing console-setup-linux"; \
 	if [ -n "$$missing" ]; then \
