@@ -140,10 +140,13 @@ def test_display_user_reads_everything_public_but_cannot_publish_state(
     assert cleared.returncode == 0
     with hub.client("probe") as probe:
         assert probe.state()["p1_name"] is None
-    wait_until(  # both brokers log what their ACL drops
-        lambda: denied_publish_logged(hub, "pi", TOPICS.game_state("main")),
-        what="the broker to log the denied publish",
-    )
+    # the embedded broker and Mosquitto log what their ACL drops (NATS's log is not
+    # read here: on NATS the unchanged state above is the check)
+    if hub.engine != "nats":
+        wait_until(
+            lambda: denied_publish_logged(hub, "pi", TOPICS.game_state("main")),
+            what="the broker to log the denied publish",
+        )
 
 
 def test_ready_line_ready_file_and_health(hub: HubProcess) -> None:

@@ -87,10 +87,13 @@ def test_spoofed_command_topic_is_dropped_by_the_broker(
     # the service handles commands in order: once a later one is answered, the spoof is past
     assert mallory.send({"type": "teleport"})["error"]["code"] == "unknown_command"
     _assert_unchanged(hub, before)
-    wait_until(  # both brokers log what their ACL drops
-        lambda: denied_publish_logged(hub, "mallory", TOPICS.game_command("main", "alice")),
-        what="the broker to log the denied publish",
-    )
+    # the embedded broker and Mosquitto log what their ACL drops (NATS's log is not
+    # read here: on NATS the unchanged state above is the check)
+    if hub.engine != "nats":
+        wait_until(
+            lambda: denied_publish_logged(hub, "mallory", TOPICS.game_command("main", "alice")),
+            what="the broker to log the denied publish",
+        )
     assert all(m.json()["version"] <= 3 for m in alice.messages if m.topic.endswith("/reply"))
 
 
