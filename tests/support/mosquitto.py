@@ -78,8 +78,9 @@ def mosquitto_binary() -> str:
     return path
 
 
-def can_login(port: int, user: str, password: str) -> bool:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{user}")
+def can_login(port: int, user: str, password: str, client_id: str | None = None) -> bool:
+    """Whether ``user`` gets a CONNACK that accepts it within 2 s (any broker)."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"probe-{user}")
     client.username_pw_set(user, password)
     try:
         client.connect("127.0.0.1", port)

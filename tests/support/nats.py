@@ -17,11 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-
 from hub.nats.config import Cluster, NodeInfo, write_cluster
 from hub.protocol.broker_url import parse_broker_url
+from tests.support.mosquitto import can_login
 
 __all__ = ["NatsCluster", "nats_server", "node_port"]
 
@@ -38,24 +36,6 @@ def nats_server() -> Path | None:
 def node_port(address: str) -> int:
     """``HOST:PORT`` -> PORT."""
     return int(address.rsplit(":", 1)[1])
-
-
-def _mqtt_login(port: int, user: str, password: str, client_id: str) -> bool:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.username_pw_set(user, password)
-    try:
-        client.connect("127.0.0.1", port)
-    except OSError:
-        return False
-    client.loop_start()
-    try:
-        deadline = time.monotonic() + 2
-        while not client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return client.is_connected()
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 class NatsCluster:
@@ -122,7 +102,7 @@ class NatsCluster:
                 if proc is not None and proc.poll() is not None:
                     msg = f"nats node{index + 1} exited: {self.log_text(index)[-2000:]}"
                     raise RuntimeError(msg)
-                if _mqtt_login(self.mqtt_port(index), "service", password, f"ready-{index}"):
+                if can_login(self.mqtt_port(index), "service", password, f"ready-{index}"):
                     waiting.discard(index)
             if time.monotonic() > deadline:
                 logs = "\n".join(self.log_text(i)[-1500:] for i in sorted(waiting))
