@@ -25,13 +25,15 @@ from hub import __version__
 from hub.auth import (
     Acl,
     AuthError,
+    JoinCodes,
     JoinCodeStore,
     LoginGate,
     PasswordVerifier,
     Role,
     SessionEnded,
     SessionListener,
-    SessionStore,
+    Sessions,
+    Users,
     UserStore,
 )
 from hub.auth.login import LoginCheck
@@ -73,7 +75,7 @@ OPERATOR_FILE = "operator.txt"
 FIRST_OPERATOR = "operator"
 
 
-def role_resolver(users: UserStore) -> RoleOf:
+def role_resolver(users: Users) -> RoleOf:
     """Roles of authenticated users; anyone else is a player (phones' session tokens)."""
 
     def role_of(client_id: str) -> Role:
@@ -83,7 +85,7 @@ def role_resolver(users: UserStore) -> RoleOf:
     return role_of
 
 
-def ensure_operator(users: UserStore, data_dir: Path) -> None:
+def ensure_operator(users: Users, data_dir: Path) -> None:
     """On first start, create an operator with a random password in operator.txt (0600)."""
     if users.has_role(Role.OPERATOR):
         return
@@ -141,8 +143,8 @@ async def _link(
     stack: AsyncExitStack,
     settings: HubSettings,
     *,
-    users: UserStore,
-    sessions: SessionStore,
+    users: Users,
+    sessions: Sessions,
     logins: tuple[LoginGate, PasswordVerifier],
     epoch: int,
     started_at: datetime,
@@ -211,8 +213,8 @@ async def _answer_nats_logins(
     settings: HubSettings,
     callout_file: str,
     *,
-    users: UserStore,
-    sessions: SessionStore,
+    users: Users,
+    sessions: Sessions,
     logins: tuple[LoginGate, PasswordVerifier],
 ) -> AuthCallout:
     """On a NATS cluster (``?callout=`` in the broker URL) the hub answers its logins."""
@@ -239,7 +241,7 @@ def join_payload(game: str, code: str, url: str | None, seats: Seats) -> bytes:
 
 
 def _join_topics(
-    settings: HubSettings, codes: JoinCodeStore, links: JoinLinks, seats: Seats
+    settings: HubSettings, codes: JoinCodes, links: JoinLinks, seats: Seats
 ) -> Callable[[], Iterable[tuple[str, bytes]]]:
     """The retained join code and link of every game, for the state service to publish."""
 
@@ -262,7 +264,7 @@ def _closer(end_client: Callable[[str, str], None]) -> SessionListener:
     return close
 
 
-def _revoker(sessions: SessionStore) -> OnKick:
+def _revoker(sessions: Sessions) -> OnKick:
     """A kicked player's session is revoked: its connection closes, its token is refused."""
 
     async def revoke(client_id: str) -> None:

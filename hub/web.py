@@ -12,7 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hub.auth import LoginGate, LoginThrottle, PasswordVerifier, Role, SessionStore, UserStore
+from hub.auth import (
+    LoginGate,
+    LoginThrottle,
+    PasswordVerifier,
+    Role,
+    Sessions,
+    SessionStore,
+    Users,
+)
 from hub.protocol import Event, Stats
 from hub.settings import HubSettings
 from hub.state.service import StateService
@@ -60,7 +68,7 @@ def stats_metrics(stats: Stats) -> list[Metric]:
     ]
 
 
-def login_checks(settings: HubSettings, users: UserStore) -> tuple[LoginGate, PasswordVerifier]:
+def login_checks(settings: HubSettings, users: Users) -> tuple[LoginGate, PasswordVerifier]:
     """The gate every credential check passes (HTTP and MQTT share its throttle) and the
     bounded argon2 pool (enter it before use)."""
     throttle = LoginThrottle(base=settings.login_throttle_base, cap=settings.login_throttle_cap)
@@ -90,7 +98,7 @@ class ServiceMetrics:
     def __init__(
         self,
         service: StateService,
-        sessions: SessionStore,
+        sessions: Sessions,
         data_dir: Path,
         clients_by_role: ClientsByRole | None,
     ) -> None:
