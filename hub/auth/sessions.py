@@ -271,21 +271,29 @@ class SessionStore:
         session, token = new.session, new.token
         with self._lock:
             db = self._conn
-            db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now.timestamp(),))
-            self._check_caps(db, game, address, now)
-            db.execute(
-                "INSERT INTO sessions (client_id, name, game, address, created_at,"
-                " expires_at, token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session.client_id,
-                    name,
-                    game,
-                    address,
-                    now.timestamp(),
-                    session.expires_at.timestamp(),
-                    token_digest(token),
-                ),
-            )
+            # one write transaction: another process's bridge or hub counting at the same
+            # time waits for it, so the caps hold across processes
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now.timestamp(),))
+                self._check_caps(db, game, address, now)
+                db.execute(
+                    "INSERT INTO sessions (client_id, name, game, address, created_at,"
+                    " expires_at, token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        session.client_id,
+                        name,
+                        game,
+                        address,
+                        now.timestamp(),
+                        session.expires_at.timestamp(),
+                        token_digest(token),
+                    ),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
             self._seen.add(session.client_id)
         return new
 
