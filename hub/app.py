@@ -26,15 +26,14 @@ from hub.auth import (
     Acl,
     AuthError,
     JoinCodes,
-    JoinCodeStore,
     LoginGate,
     PasswordVerifier,
     Role,
     SessionEnded,
     SessionListener,
     Sessions,
+    UserExistsError,
     Users,
-    UserStore,
 )
 from hub.auth.login import LoginCheck
 from hub.auth.passwords import new_password
@@ -50,7 +49,7 @@ from hub.settings import HubSettings
 from hub.state.service import OnKick, RoleOf, ServiceOptions, StateService
 from hub.state.store import Store
 from hub.transport import Transport
-from hub.web import JournalHistory, ServiceMetrics, health_of, login_checks, session_store
+from hub.web import JournalHistory, ServiceMetrics, auth_stores, health_of, login_checks
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, MqttGateway, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
@@ -86,11 +85,15 @@ def role_resolver(users: Users) -> RoleOf:
 
 
 def ensure_operator(users: Users, data_dir: Path) -> None:
-    """On first start, create an operator with a random password in operator.txt (0600)."""
+    """On first start, create an operator with a random password in operator.txt (0600)
+    (on a NATS cluster: in the data dir of the first hub that starts)."""
     if users.has_role(Role.OPERATOR):
         return
     password = new_password()
-    users.add(FIRST_OPERATOR, Role.OPERATOR, password)
+    try:
+        users.add(FIRST_OPERATOR, Role.OPERATOR, password)
+    except UserExistsError:  # another hub on the cluster made it a moment ago
+        return
     path = data_dir / OPERATOR_FILE
     write_atomic(path, password + "\n")
     _LOGGER.warning(
@@ -287,17 +290,12 @@ async def serve(settings: HubSettings) -> None:
     _raise_open_file_limit(settings.max_connections + settings.ws_max_connections + 256)
     ready_file = settings.data_dir / READY_FILE
     ready_file.unlink(missing_ok=True)
-    users = UserStore(settings.data_dir)
-    ensure_operator(users, settings.data_dir)
     async with AsyncExitStack() as stack:
+        stores = stack.enter_context(auth_stores(settings))
+        users, sessions, join_codes = stores.users, stores.sessions, stores.join_codes
+        ensure_operator(users, settings.data_dir)
         store = stack.enter_context(Store(settings.data_dir))
         epoch, started_at = store.next_epoch(), utc_now()
-        sessions = stack.enter_context(session_store(settings))
-        join_codes = JoinCodeStore(
-            settings.data_dir,
-            digits=settings.join_code_digits,
-            rotate_after=settings.join_code_max_failures,
-        )
         gate, verifier = login_checks(settings, users)
         stack.enter_context(verifier)
         links = JoinLinks(settings.public_url, settings.bind)

@@ -66,6 +66,8 @@ class Mirror:
         self._entries: dict[str, Entry] = {}
         self._seen = 0
         """The highest stream sequence the watcher has applied."""
+        self.changes = 0
+        """Counts the updates applied to the copy (readers cache what they derive)."""
         self._changed = threading.Condition()
         self._task: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
@@ -105,6 +107,7 @@ class Mirror:
                 else:
                     self._entries[update.key] = Entry(update.value or b"", revision)
                 self._seen = max(self._seen, revision)
+                self.changes += 1
                 self._changed.notify_all()
 
     async def start(self) -> None:
