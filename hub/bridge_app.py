@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import shutil
 import signal
 from contextlib import AsyncExitStack
@@ -88,6 +89,7 @@ async def serve_bridge(settings: HubSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # its own, beside a NATS node
     view = RetainedView(settings)
     links = JoinLinks(settings.public_url, settings.bind)
     async with AsyncExitStack() as stack:
@@ -96,7 +98,12 @@ async def serve_bridge(settings: HubSettings) -> None:
         gate, verifier = login_checks(settings, stores.users)
         stack.enter_context(verifier)
         link = await stack.enter_async_context(
-            MqttTransport(url, client_id=f"tablehub-bridge-{url.username or 'anonymous'}")
+            # a client id of its own: bridges beside other nodes log in as the same user,
+            # and one client id would make each take the other's connection over
+            MqttTransport(
+                url,
+                client_id=f"tablehub-bridge-{url.username or 'anonymous'}-{secrets.token_hex(3)}",
+            )
         )
 
         async def follow() -> None:

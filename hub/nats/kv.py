@@ -44,6 +44,8 @@ _T = TypeVar("_T")
 CALL_TIMEOUT = 10.0
 """Seconds a store's call waits for the cluster (a node lost: nats-py reconnects)."""
 _DELETES = ("DEL", "PURGE")
+GUARD_SECONDS = 2.0
+"""How often a mirror checks that its watch keeps up with the cluster."""
 
 
 class Conflict(NatsError):  # noqa: N818 - a compare-and-set that lost: not a failure
@@ -71,6 +73,7 @@ class Mirror:
         self._changed = threading.Condition()
         self._task: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
+        self._guard_task: asyncio.Task[None] | None = None
 
     # --- the local copy (any thread, no I/O) ---------------------------------------------
     def get(self, key: str) -> Entry | None:
@@ -94,23 +97,39 @@ class Mirror:
         return int(info.state.last_seq or 0)
 
     async def _watch(self, ready: asyncio.Future[None]) -> None:
+        """Apply the bucket's updates to the copy. The initial values are gathered apart
+        and swapped in whole at nats-py's end-of-initial-values marker (None), so that a
+        restarted watch also forgets keys deleted while it was away."""
         self._watcher = watcher = await self._kv.watchall()
+        initial: dict[str, Entry] | None = {}
+        initial_seen = 0
         async for update in watcher:
-            if update is None:  # the initial values are all in
+            if update is None:
+                if initial is not None:
+                    with self._changed:
+                        self._entries = initial
+                        self._seen = max(self._seen, initial_seen)
+                        self.changes += 1
+                        self._changed.notify_all()
+                    initial = None
                 if not ready.done():
                     ready.set_result(None)
                 continue
             revision = int(update.revision or 0)
             with self._changed:
+                target = self._entries if initial is None else initial
                 if update.operation in _DELETES:
-                    self._entries.pop(update.key, None)
+                    target.pop(update.key, None)
                 else:
-                    self._entries[update.key] = Entry(update.value or b"", revision)
-                self._seen = max(self._seen, revision)
-                self.changes += 1
-                self._changed.notify_all()
+                    target[update.key] = Entry(update.value or b"", revision)
+                if initial is None:
+                    self._seen = max(self._seen, revision)
+                    self.changes += 1
+                    self._changed.notify_all()
+                else:
+                    initial_seen = max(initial_seen, revision)
 
-    async def start(self) -> None:
+    async def _begin(self) -> None:
         before = await self._last_sequence()
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._watch(ready), name=f"kv-watch-{self._stream}")
@@ -123,13 +142,52 @@ class Mirror:
             self._seen = max(self._seen, before)
             self._changed.notify_all()
 
-    async def stop(self) -> None:
+    async def start(self) -> None:
+        await self._begin()
+        self._guard_task = asyncio.create_task(self._guard(), name=f"kv-guard-{self._stream}")
+
+    async def _guard(self) -> None:
+        """Watch the watcher: nats-py's ordered consumer behind it lives on one node, and
+        if that node dies the watch may fall silent. A copy that has not caught up, in one
+        interval, with what the cluster held at the start of it gets a new watch."""
+        behind_at: int | None = None
+        while True:
+            await asyncio.sleep(GUARD_SECONDS)
+            try:
+                last = await self._last_sequence()
+            except (NatsClientError, TimeoutError) as exc:
+                _LOGGER.debug("key-value guard of %s: %s", self._stream, exc)
+                continue  # the cluster is away: nats-py reconnects
+            with self._changed:
+                seen = self._seen
+            if seen >= last:
+                behind_at = None
+            elif behind_at is None or seen >= behind_at:
+                behind_at = last
+            else:
+                _LOGGER.warning("the watch of %s fell silent; watching again", self._stream)
+                behind_at = None
+                await self._stop_watch()
+                try:
+                    await self._begin()
+                except (NatsClientError, TimeoutError) as exc:
+                    _LOGGER.warning("could not watch %s again: %s", self._stream, exc)
+
+    async def _stop_watch(self) -> None:
         if self._watcher is not None:
             with contextlib.suppress(NatsClientError):
                 await self._watcher.stop()  # type: ignore[no-untyped-call]
+            self._watcher = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def stop(self) -> None:
+        if self._guard_task is not None:
+            self._guard_task.cancel()
+            await asyncio.gather(self._guard_task, return_exceptions=True)
+        await self._stop_watch()
 
     # --- writes and fresh reads (through the cluster) ---------------------------------
     def fetch(self, key: str) -> Entry | None:
@@ -224,6 +282,7 @@ class KvCluster:
     async def _connect(self) -> None:
         self._nc = await nats.connect(
             servers=list(self.servers),
+            dont_randomize=True,  # the first server is the node this process stands beside
             user=self._user,
             password=self._password,
             name=self._name,

@@ -123,6 +123,10 @@ def test_phones_play_through_the_bridges_of_other_nodes(tmp_path: Path) -> None:
         expect(moved.get_by_test_id("seat-1")).to_have_attribute("data-mine", "true")
         expect(moved.get_by_test_id("me")).to_have_text("You: Alice, seat 1")
         assert [e for e in errors if e.startswith("page error")] == []
+        for http in (http2, http3):
+            status, health = http("GET", "/healthz")
+            assert status == 200, health
+            assert health["ok"], health
 
         added = run_cli("users", "add", "carol", "--role", "display", "--broker", cluster.url)
         assert added.returncode == 0, added.stderr

@@ -37,13 +37,15 @@ def nats_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]
         yield cluster
 
 
-def kv_cluster(cluster: NatsCluster) -> KvCluster:
-    """A key-value connection to ``cluster`` as the service (what ``hub serve`` uses)."""
+def kv_cluster(cluster: NatsCluster, *, first: int = 0) -> KvCluster:
+    """A key-value connection to ``cluster`` as the service (what ``hub serve`` uses),
+    trying node ``first`` (from 0) first."""
     url = parse_broker_url(cluster.url)
     assert url.callout is not None
     assert url.username is not None
     assert url.password is not None
     servers = read_callout(Path(url.callout)).servers
+    servers = servers[first:] + servers[:first]
     return KvCluster(servers, url.username, url.password.get_secret_value())
 
 
