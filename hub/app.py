@@ -25,14 +25,15 @@ from hub import __version__
 from hub.auth import (
     Acl,
     AuthError,
-    JoinCodeStore,
+    JoinCodes,
     LoginGate,
     PasswordVerifier,
     Role,
     SessionEnded,
     SessionListener,
-    SessionStore,
-    UserStore,
+    Sessions,
+    UserExistsError,
+    Users,
 )
 from hub.auth.login import LoginCheck
 from hub.auth.passwords import new_password
@@ -48,7 +49,7 @@ from hub.settings import HubSettings
 from hub.state.service import OnKick, RoleOf, ServiceOptions, StateService
 from hub.state.store import Store
 from hub.transport import Transport
-from hub.web import JournalHistory, ServiceMetrics, health_of, login_checks, session_store
+from hub.web import JournalHistory, ServiceMetrics, auth_stores, health_of, login_checks
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, MqttGateway, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
@@ -73,7 +74,7 @@ OPERATOR_FILE = "operator.txt"
 FIRST_OPERATOR = "operator"
 
 
-def role_resolver(users: UserStore) -> RoleOf:
+def role_resolver(users: Users) -> RoleOf:
     """Roles of authenticated users; anyone else is a player (phones' session tokens)."""
 
     def role_of(client_id: str) -> Role:
@@ -83,12 +84,16 @@ def role_resolver(users: UserStore) -> RoleOf:
     return role_of
 
 
-def ensure_operator(users: UserStore, data_dir: Path) -> None:
-    """On first start, create an operator with a random password in operator.txt (0600)."""
+def ensure_operator(users: Users, data_dir: Path) -> None:
+    """On first start, create an operator with a random password in operator.txt (0600)
+    (on a NATS cluster: in the data dir of the first hub that starts)."""
     if users.has_role(Role.OPERATOR):
         return
     password = new_password()
-    users.add(FIRST_OPERATOR, Role.OPERATOR, password)
+    try:
+        users.add(FIRST_OPERATOR, Role.OPERATOR, password)
+    except UserExistsError:  # another hub on the cluster made it a moment ago
+        return
     path = data_dir / OPERATOR_FILE
     write_atomic(path, password + "\n")
     _LOGGER.warning(
@@ -141,8 +146,8 @@ async def _link(
     stack: AsyncExitStack,
     settings: HubSettings,
     *,
-    users: UserStore,
-    sessions: SessionStore,
+    users: Users,
+    sessions: Sessions,
     logins: tuple[LoginGate, PasswordVerifier],
     epoch: int,
     started_at: datetime,
@@ -211,8 +216,8 @@ async def _answer_nats_logins(
     settings: HubSettings,
     callout_file: str,
     *,
-    users: UserStore,
-    sessions: SessionStore,
+    users: Users,
+    sessions: Sessions,
     logins: tuple[LoginGate, PasswordVerifier],
 ) -> AuthCallout:
     """On a NATS cluster (``?callout=`` in the broker URL) the hub answers its logins."""
@@ -239,7 +244,7 @@ def join_payload(game: str, code: str, url: str | None, seats: Seats) -> bytes:
 
 
 def _join_topics(
-    settings: HubSettings, codes: JoinCodeStore, links: JoinLinks, seats: Seats
+    settings: HubSettings, codes: JoinCodes, links: JoinLinks, seats: Seats
 ) -> Callable[[], Iterable[tuple[str, bytes]]]:
     """The retained join code and link of every game, for the state service to publish."""
 
@@ -262,7 +267,7 @@ def _closer(end_client: Callable[[str, str], None]) -> SessionListener:
     return close
 
 
-def _revoker(sessions: SessionStore) -> OnKick:
+def _revoker(sessions: Sessions) -> OnKick:
     """A kicked player's session is revoked: its connection closes, its token is refused."""
 
     async def revoke(client_id: str) -> None:
@@ -285,17 +290,12 @@ async def serve(settings: HubSettings) -> None:
     _raise_open_file_limit(settings.max_connections + settings.ws_max_connections + 256)
     ready_file = settings.data_dir / READY_FILE
     ready_file.unlink(missing_ok=True)
-    users = UserStore(settings.data_dir)
-    ensure_operator(users, settings.data_dir)
     async with AsyncExitStack() as stack:
+        stores = stack.enter_context(auth_stores(settings))
+        users, sessions, join_codes = stores.users, stores.sessions, stores.join_codes
+        ensure_operator(users, settings.data_dir)
         store = stack.enter_context(Store(settings.data_dir))
         epoch, started_at = store.next_epoch(), utc_now()
-        sessions = stack.enter_context(session_store(settings))
-        join_codes = JoinCodeStore(
-            settings.data_dir,
-            digits=settings.join_code_digits,
-            rotate_after=settings.join_code_max_failures,
-        )
         gate, verifier = login_checks(settings, users)
         stack.enter_context(verifier)
         links = JoinLinks(settings.public_url, settings.bind)

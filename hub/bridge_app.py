@@ -5,8 +5,14 @@ It reaches the broker as an MQTT client (the service's credentials, e.g. Mosquit
 ``service.url``, so that it may publish a rotated join code) and learns the games from
 their retained topics; it reads the hub's data dir for history, sessions and join codes.
 Phones take seats through Mosquitto's dynamic security plugin (``hub.link.dynsec``); on
-a broker without it the bridge refuses player sessions, saying why. On a NATS cluster
-(``?callout=`` in the URL) the hub's auth callout seats them from the same data dir.
+a broker without it the bridge refuses player sessions, saying why.
+
+On a NATS cluster (its service URL, with ``?callout=``) the bridge is stateless: users,
+sessions and join codes are the cluster's key-value buckets, so a bridge may stand beside
+every node (``--broker-node K``: its MQTT link, its key-value connection and its phones'
+``/mqtt`` go to node K first) and a session it mints logs in on every node, checked by
+whichever hub's auth callout answers. The phones' MQTT goes through the bridge's own
+``/mqtt``, proxied to node K's MQTT port (same origin, one public port per machine).
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import shutil
 import signal
 from contextlib import AsyncExitStack
 from typing import Any
 
 from hub.app import join_payload
-from hub.auth import Acl, JoinCodeStore, UserStore
+from hub.auth import Acl
 from hub.auth.sweeper import SessionSweeper
 from hub.link import MqttTransport
 from hub.link.dynsec import DynsecSeats
@@ -29,7 +36,7 @@ from hub.protocol.broker_url import BrokerUrl
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
 from hub.transport import TransportError
-from hub.web import MIN_FREE_DISK, JournalHistory, login_checks, session_store, stats_metrics
+from hub.web import MIN_FREE_DISK, JournalHistory, auth_stores, login_checks, stats_metrics
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, Histogram, Metric, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
@@ -82,26 +89,28 @@ async def serve_bridge(settings: HubSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # its own, beside a NATS node
     view = RetainedView(settings)
-    join_codes = JoinCodeStore(
-        settings.data_dir,
-        digits=settings.join_code_digits,
-        rotate_after=settings.join_code_max_failures,
-    )
-    gate, verifier = login_checks(settings, UserStore(settings.data_dir))
     links = JoinLinks(settings.public_url, settings.bind)
     async with AsyncExitStack() as stack:
-        sessions = stack.enter_context(session_store(settings))
+        stores = stack.enter_context(auth_stores(settings))
+        sessions, join_codes = stores.sessions, stores.join_codes
+        gate, verifier = login_checks(settings, stores.users)
         stack.enter_context(verifier)
         link = await stack.enter_async_context(
-            MqttTransport(url, client_id=f"tablehub-bridge-{url.username or 'anonymous'}")
+            # a client id of its own: bridges beside other nodes log in as the same user,
+            # and one client id would make each take the other's connection over
+            MqttTransport(
+                url,
+                client_id=f"tablehub-bridge-{url.username or 'anonymous'}-{secrets.token_hex(3)}",
+            )
         )
 
         async def follow() -> None:
             async for message in link.messages():
                 view.feed(message.topic, message.payload)
 
-        seats: Seats = SessionsCheckedByBroker()  # on NATS: the hub's callout reads the store
+        seats: Seats = SessionsCheckedByBroker()  # on NATS: the callout reads the cluster's
         if url.callout is None:
             dynsec = await stack.enter_async_context(
                 DynsecSeats(

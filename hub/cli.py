@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hub import __version__
-from hub.auth import AuthError, Role, UserStore
+from hub.auth import AuthError, Role, Users
 from hub.auth.passwords import new_password
 from hub.mosquitto import write_mosquitto_config
 from hub.nats import DEFAULT_BASE_PORT, NatsError
@@ -21,27 +21,57 @@ from hub.state.errors import StateError
 from hub.state.recovery import replay
 from hub.state.store import Store
 from hub.state.view import snapshot
-from hub.web import session_store
+from hub.web import auth_stores
 
 __all__ = ["main", "web_bridge_main"]
 
 _LOGGER = logging.getLogger("hub")
+_NODE_HELP = (
+    "the node of the broker URL this process stands beside, from 1: it connects there first"
+    " (default 1)"
+)
 _PUBLIC_URL_HELP = "the address phones open, http://HOST:PORT (default: this machine's LAN address)"
+
+
+def _users_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: Callable[[argparse.ArgumentParser], None],
+    cluster: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    users_help = "manage users: operators, displays and players"
+    users = commands.add_parser("users", help=users_help, description=users_help)
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    add = user_commands.add_parser("add", help="add a user (prints a random password)")
+    common(add)
+    cluster(add)
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["operator", "display", "player"])
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    remove = user_commands.add_parser("remove", help="remove a user")
+    common(remove)
+    cluster(remove)
+    remove.add_argument("name")
+    listing = user_commands.add_parser("list", help="list users and roles")
+    common(listing)
+    cluster(listing)
 
 
 def _sessions_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     common: Callable[[argparse.ArgumentParser], None],
+    cluster: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     sessions = commands.add_parser("sessions", help="list or revoke phones' player sessions")
     session_commands = sessions.add_subparsers(dest="sessions_command", required=True)
     listing = session_commands.add_parser("list", help="the live sessions (all games)")
     common(listing)
+    cluster(listing)
     listing.add_argument("--game", help="only this game's")
     revoke = session_commands.add_parser(
         "revoke", help="end sessions now (a running hub closes their connections)"
     )
     common(revoke)
+    cluster(revoke)
     revoke.add_argument("client_ids", nargs="+", metavar="CLIENT_ID")
 
 
@@ -86,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", type=Path, help="TOML config file (default config/hub.toml)")
         sub.add_argument("--data-dir", type=Path, help="journal directory (default ./var)")
 
+    def cluster(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--broker",
+            help="a NATS cluster's service URL (cluster.json's service_url): its users and"
+            " sessions live there (default: the data dir's)",
+        )
+
     serve = commands.add_parser("serve", help="run the broker and the state service")
     common(serve)
     serve.add_argument("--bind", help="listen address (default 0.0.0.0)")
@@ -96,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--broker", help="use an external broker, mqtt://USER:PASS@HOST:PORT (default: embedded)"
     )
+    serve.add_argument("--broker-node", type=int, help=_NODE_HELP)
     serve.add_argument(
         "--command-rate-limit", type=float, help="commands/s per client (default 20, 0 = off)"
     )
@@ -111,21 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     bridge.add_argument(
         "--broker", required=True, help="the hub's broker, mqtt://USER:PASS@HOST:PORT"
     )
+    bridge.add_argument("--broker-node", type=int, help=_NODE_HELP)
 
-    users_help = "manage users: operators, displays and players"
-    users = commands.add_parser("users", help=users_help, description=users_help)
-    user_commands = users.add_subparsers(dest="users_command", required=True)
-    add = user_commands.add_parser("add", help="add a user (prints a random password)")
-    common(add)
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["operator", "display", "player"])
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    remove = user_commands.add_parser("remove", help="remove a user")
-    common(remove)
-    remove.add_argument("name")
-    common(user_commands.add_parser("list", help="list users and roles"))
-
-    _sessions_parser(commands, common)
+    _users_parser(commands, common, cluster)
+    _sessions_parser(commands, common, cluster)
 
     _config_parsers(commands, common)
 
@@ -152,7 +179,11 @@ def _setup_logging(level: str) -> None:
 
 
 def _users(settings: HubSettings, args: argparse.Namespace) -> int:
-    store = UserStore(settings.data_dir)
+    with auth_stores(settings) as stores:
+        return _user_command(stores.users, args)
+
+
+def _user_command(store: Users, args: argparse.Namespace) -> int:
     if args.users_command == "list":
         for user in store.list():
             print(f"{user.name:<24} {user.role:<9} created {user.created_at}")
@@ -171,7 +202,8 @@ def _users(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def _sessions(settings: HubSettings, args: argparse.Namespace) -> int:
-    with session_store(settings) as store:
+    with auth_stores(settings) as stores:
+        store = stores.sessions
         if args.sessions_command == "list":
             for session in store.live(game=args.game):
                 expires = session.expires_at.isoformat(timespec="seconds")
@@ -258,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "public_url": args.public_url,
             "topic_root": args.topic_root,
             "broker": args.broker,
+            "broker_node": args.broker_node,
             "command_rate_limit": args.command_rate_limit,
         }
     elif args.command == "web-bridge":
@@ -267,7 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "public_url": args.public_url,
             "topic_root": args.topic_root,
             "broker": args.broker,
+            "broker_node": args.broker_node,
         }
+    elif args.command in ("users", "sessions"):
+        overrides |= {"broker": args.broker}
     elif args.command == "mosquitto-config":
         overrides |= {"topic_root": args.topic_root, "bind": args.bind}
     try:

@@ -11,7 +11,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -56,6 +63,9 @@ class HubSettings(BaseSettings):
     broker: SecretStr | None = None
     """``mqtt://USER:PASS@HOST:PORT`` of an external broker to use instead of the embedded
     one (the service then logs in as USER)."""
+    broker_node: Annotated[int, Field(ge=1)] = 1
+    """Which node of the broker URL this process stands beside (from 1): it connects there
+    first (the web bridge also hands its phones' ``/mqtt`` to that node)."""
     command_rate_limit: Annotated[float, Field(ge=0)] = 20.0
     """Commands per second per client; 0 turns the limit off."""
     command_burst: Annotated[int, Field(ge=1)] = 40
@@ -139,9 +149,20 @@ class HubSettings(BaseSettings):
             parse_broker_url(value.get_secret_value())  # raises ValueError without the secret
         return value
 
+    @model_validator(mode="after")
+    def _check_broker_node(self) -> HubSettings:
+        if self.broker is not None:
+            nodes = len(parse_broker_url(self.broker.get_secret_value()).endpoints)
+            if self.broker_node > nodes:
+                msg = f"broker_node {self.broker_node}: the broker URL names {nodes} node(s)"
+                raise ValueError(msg)
+        return self
+
     @property
     def broker_url(self) -> BrokerUrl | None:
-        return parse_broker_url(self.broker.get_secret_value()) if self.broker else None
+        if self.broker is None:
+            return None
+        return parse_broker_url(self.broker.get_secret_value()).beside(self.broker_node)
 
     @property
     def topics(self) -> Topics:

@@ -7,12 +7,25 @@ Kept apart from the bridge so that the bridge never imports ``hub.state`` or the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.auth import LoginGate, LoginThrottle, PasswordVerifier, Role, SessionStore, UserStore
+from hub.auth import (
+    JoinCodes,
+    JoinCodeStore,
+    LoginGate,
+    LoginThrottle,
+    PasswordVerifier,
+    Role,
+    Sessions,
+    SessionStore,
+    Users,
+    UserStore,
+)
 from hub.protocol import Event, Stats
 from hub.settings import HubSettings
 from hub.state.service import StateService
@@ -20,8 +33,10 @@ from hub.state.store import Store
 from web_bridge.ports import Histogram, Metric
 
 __all__ = [
+    "AuthStores",
     "JournalHistory",
     "ServiceMetrics",
+    "auth_stores",
     "health_of",
     "login_checks",
     "session_store",
@@ -60,7 +75,7 @@ def stats_metrics(stats: Stats) -> list[Metric]:
     ]
 
 
-def login_checks(settings: HubSettings, users: UserStore) -> tuple[LoginGate, PasswordVerifier]:
+def login_checks(settings: HubSettings, users: Users) -> tuple[LoginGate, PasswordVerifier]:
     """The gate every credential check passes (HTTP and MQTT share its throttle) and the
     bounded argon2 pool (enter it before use)."""
     throttle = LoginThrottle(base=settings.login_throttle_base, cap=settings.login_throttle_cap)
@@ -90,7 +105,7 @@ class ServiceMetrics:
     def __init__(
         self,
         service: StateService,
-        sessions: SessionStore,
+        sessions: Sessions,
         data_dir: Path,
         clients_by_role: ClientsByRole | None,
     ) -> None:
@@ -186,3 +201,40 @@ def session_store(settings: HubSettings) -> SessionStore:
         max_per_game=settings.max_sessions_per_game,
         max_per_address=settings.max_sessions_per_address,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthStores:
+    users: Users
+    sessions: Sessions
+    join_codes: JoinCodes
+
+
+@contextlib.contextmanager
+def auth_stores(settings: HubSettings) -> Iterator[AuthStores]:
+    """Users, player sessions and join codes: in the NATS cluster's key-value buckets when
+    the broker URL is a cluster's service URL (``?callout=``), else in the data dir."""
+    url = settings.broker_url
+    if url is not None and url.callout is not None:
+        from hub.nats.stores import cluster_stores  # noqa: PLC0415 - nats-py only on NATS
+
+        with cluster_stores(
+            url,
+            session_ttl=settings.session_ttl,
+            max_sessions_per_game=settings.max_sessions_per_game,
+            max_sessions_per_address=settings.max_sessions_per_address,
+            join_code_digits=settings.join_code_digits,
+            join_code_max_failures=settings.join_code_max_failures,
+        ) as stores:
+            yield AuthStores(stores.users, stores.sessions, stores.join_codes)
+        return
+    with session_store(settings) as sessions:
+        yield AuthStores(
+            UserStore(settings.data_dir),
+            sessions,
+            JoinCodeStore(
+                settings.data_dir,
+                digits=settings.join_code_digits,
+                rotate_after=settings.join_code_max_failures,
+            ),
+        )

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from hub.auth import JoinCodeStore, LoginGate, NewSession, PasswordVerifier, SessionStore
+from hub.auth import JoinCodes, LoginGate, NewSession, PasswordVerifier, Sessions
 from hub.protocol import Event, Snapshot, Topics
 from hub.public_url import JoinLinks
 
@@ -125,8 +125,8 @@ class Bridge:
     """Operators' passwords (HTTP Basic), checked on the hub's argon2 pool."""
     logins: LoginGate
     """Admits every credential check (join codes, operator logins) per address."""
-    sessions: SessionStore
-    join_codes: JoinCodeStore
+    sessions: Sessions
+    join_codes: JoinCodes
     rotate_join_code: Callable[[str], Awaitable[str]]
     """Rotate the game's join code and publish the new one; returns it."""
     join_links: JoinLinks

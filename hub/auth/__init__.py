@@ -14,7 +14,7 @@ from hub.auth.errors import (
     UserNotFoundError,
 )
 from hub.auth.gate import LoginGate, TooManyAttemptsError
-from hub.auth.joincodes import JoinCodeStore
+from hub.auth.joincodes import JoinCodes, JoinCodeStore
 from hub.auth.ratelimit import RateLimiter
 from hub.auth.roles import Role
 from hub.auth.sessions import (
@@ -23,10 +23,11 @@ from hub.auth.sessions import (
     PlayerSession,
     SessionEnded,
     SessionListener,
+    Sessions,
     SessionStore,
 )
 from hub.auth.throttle import LoginThrottle
-from hub.auth.users import SERVICE_USER, User, UserStore
+from hub.auth.users import SERVICE_USER, User, Users, UserStore
 from hub.auth.verifier import PasswordVerifier, VerifierBusyError
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "EndReason",
     "Identity",
     "JoinCodeStore",
+    "JoinCodes",
     "LoginGate",
     "LoginThrottle",
     "NewSession",
@@ -48,10 +50,12 @@ __all__ = [
     "SessionLimitError",
     "SessionListener",
     "SessionStore",
+    "Sessions",
     "TooManyAttemptsError",
     "User",
     "UserExistsError",
     "UserNotFoundError",
     "UserStore",
+    "Users",
     "VerifierBusyError",
 ]

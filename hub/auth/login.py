@@ -9,8 +9,8 @@ from datetime import datetime
 
 from hub.auth.acl import Identity
 from hub.auth.roles import Role
-from hub.auth.sessions import CLIENT_ID_PREFIX, SessionStore
-from hub.auth.users import UserStore
+from hub.auth.sessions import CLIENT_ID_PREFIX, Sessions
+from hub.auth.users import Users
 from hub.auth.verifier import PasswordVerifier
 
 __all__ = ["Login", "LoginCheck"]
@@ -25,10 +25,10 @@ class Login:
 
 @dataclass(frozen=True, slots=True)
 class LoginCheck:
-    users: UserStore
+    users: Users
     verifier: PasswordVerifier
     """argon2 on its own bounded pool."""
-    sessions: SessionStore | None = None
+    sessions: Sessions | None = None
     """Player sessions (phones), or None where there are none."""
 
     async def identify(self, name: str | None, password: str | None, address: str) -> Login | None:

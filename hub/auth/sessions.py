@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from hub.auth.errors import AuthError, SessionLimitError
 from hub.clock import utc_now
@@ -43,6 +43,7 @@ __all__ = [
     "SessionEnded",
     "SessionListener",
     "SessionStore",
+    "Sessions",
 ]
 
 DEFAULT_SESSION_TTL = 12 * 3600.0
@@ -104,10 +105,6 @@ _COUNT_LIVE = {
 }
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 @dataclass(frozen=True, slots=True)
 class PlayerSession:
     client_id: str
@@ -153,6 +150,54 @@ class SessionEnded:
 
 SessionListener = Callable[[SessionEnded], None]
 """Told of an ended session, in the thread that noticed (keep it short and thread-safe)."""
+
+
+class Sessions(Protocol):
+    """What the hub, the bridge and the login checks need of a session store: SQLite
+    (``SessionStore``) or a NATS cluster's key-value bucket (``hub.nats.stores``)."""
+
+    def create(
+        self, game: str, name: str, *, address: str = "", now: datetime | None = None
+    ) -> NewSession: ...
+
+    def authenticate(
+        self, client_id: str, token: str, *, now: datetime | None = None
+    ) -> PlayerSession | None: ...
+
+    def live(
+        self, *, game: str | None = None, now: datetime | None = None
+    ) -> list[PlayerSession]: ...
+
+    def active(self, *, now: datetime | None = None) -> int: ...
+
+    def revoke(self, client_id: str, *, now: datetime | None = None) -> PlayerSession | None: ...
+
+    def on_end(self, listener: SessionListener) -> None: ...
+
+    def sweep(self, *, now: datetime | None = None) -> list[SessionEnded]: ...
+
+
+def new_session(ttl: timedelta, game: str, name: str, address: str, now: datetime) -> NewSession:
+    """A new session (its token random, its client id ``p-`` + a short random id)."""
+    token = secrets.token_urlsafe(32)
+    session = PlayerSession(
+        client_id=CLIENT_ID_PREFIX + secrets.token_hex(6),
+        name=name,
+        game=game,
+        address=address,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    return NewSession(session=session, token=token)
+
+
+def token_digest(token: str) -> bytes:
+    """What a store keeps of a token: its SHA-256."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def limit_message(where: str, cap: int) -> str:
+    return f"{where} already holds {cap} live player sessions; try again later"
 
 
 class SessionStore:
@@ -222,34 +267,35 @@ class SessionStore:
         """A new session for player ``name`` in ``game``, asked from ``address``; expired
         ones are purged. Raises ``SessionLimitError`` past a cap."""
         now = now or utc_now()
-        token = secrets.token_urlsafe(32)
-        session = PlayerSession(
-            client_id=CLIENT_ID_PREFIX + secrets.token_hex(6),
-            name=name,
-            game=game,
-            address=address,
-            created_at=now,
-            expires_at=now + self.ttl,
-        )
+        new = new_session(self.ttl, game, name, address, now)
+        session, token = new.session, new.token
         with self._lock:
             db = self._conn
-            db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now.timestamp(),))
-            self._check_caps(db, game, address, now)
-            db.execute(
-                "INSERT INTO sessions (client_id, name, game, address, created_at,"
-                " expires_at, token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session.client_id,
-                    name,
-                    game,
-                    address,
-                    now.timestamp(),
-                    session.expires_at.timestamp(),
-                    _digest(token),
-                ),
-            )
+            # one write transaction: another process's bridge or hub counting at the same
+            # time waits for it, so the caps hold across processes
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now.timestamp(),))
+                self._check_caps(db, game, address, now)
+                db.execute(
+                    "INSERT INTO sessions (client_id, name, game, address, created_at,"
+                    " expires_at, token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        session.client_id,
+                        name,
+                        game,
+                        address,
+                        now.timestamp(),
+                        session.expires_at.timestamp(),
+                        token_digest(token),
+                    ),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
             self._seen.add(session.client_id)
-        return NewSession(session=session, token=token)
+        return new
 
     def _check_caps(self, db: sqlite3.Connection, game: str, address: str, now: datetime) -> None:
         caps = (("game", game, self.max_per_game), ("address", address, self.max_per_address))
@@ -259,8 +305,7 @@ class SessionStore:
             row = db.execute(_COUNT_LIVE[column], (value, now.timestamp())).fetchone()
             if int(row[0]) >= cap:
                 where = f"game {game!r}" if column == "game" else "this address"
-                msg = f"{where} already holds {cap} live player sessions; try again later"
-                raise SessionLimitError(msg)
+                raise SessionLimitError(limit_message(where, cap))
 
     def authenticate(
         self, client_id: str, token: str, *, now: datetime | None = None
@@ -276,7 +321,7 @@ class SessionStore:
                 " WHERE client_id = ? AND revoked_at IS NULL AND expires_at > ?",
                 (client_id, (now or utc_now()).timestamp()),
             ).fetchone()
-            if row is None or not hmac.compare_digest(bytes(row[0]), _digest(token)):
+            if row is None or not hmac.compare_digest(bytes(row[0]), token_digest(token)):
                 return None
             self._seen.add(client_id)
         return _session(row[1:])

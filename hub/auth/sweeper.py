@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Self
 
 from hub.auth.errors import AuthError
-from hub.auth.sessions import SessionStore
+from hub.auth.sessions import Sessions
 
 __all__ = ["SessionSweeper"]
 
@@ -23,7 +23,7 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class SessionSweeper:
-    def __init__(self, sessions: SessionStore, interval: float) -> None:
+    def __init__(self, sessions: Sessions, interval: float) -> None:
         self._sessions = sessions
         self._interval = interval
         self._task: asyncio.Task[None] | None = None

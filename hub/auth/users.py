@@ -12,6 +12,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import Protocol
 
 from hub.auth.errors import AuthError, UserExistsError, UserNotFoundError
 from hub.auth.passwords import hash_password, mosquitto_hash, verify_password
@@ -20,7 +21,7 @@ from hub.clock import utc_now
 from hub.files import write_atomic
 from hub.protocol import valid_client_id
 
-__all__ = ["SERVICE_USER", "User", "UserStore"]
+__all__ = ["SERVICE_USER", "User", "UserLookup", "UserStore", "Users", "new_user"]
 
 SERVICE_USER = "service"
 """The state service's own identity. No login from outside may use it."""
@@ -43,16 +44,105 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
-class UserStore:
-    """Users by name. Not thread-safe; the hub uses it from its event loop only."""
+class Users(Protocol):
+    """What the hub, the bridge and the brokers' login checks need of a user store: the
+    file (``UserStore``) or a NATS cluster's key-value bucket (``hub.nats.stores``)."""
+
+    def list(self) -> list[User]: ...
+
+    def get(self, name: str) -> User | None: ...
+
+    def has_role(self, role: Role) -> bool: ...
+
+    def login(self, name: str) -> User | None:
+        """The user who may log in as ``name`` (never the service identity)."""
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if ``password`` is theirs (blocking: argon2)."""
+
+    def add(self, name: str, role: Role, password: str) -> User: ...
+
+    def remove(self, name: str) -> None: ...
+
+
+def new_user(name: str, role: Role, password: str) -> User:
+    """A new user (its password hashed), or AuthError saying what is wrong with it."""
+    if not valid_client_id(name):
+        msg = f"invalid user name {name!r}: use letters, digits, '_', '.' and '-' (max 64)"
+        raise AuthError(msg)
+    if name == SERVICE_USER or role is Role.SERVICE:
+        msg = "the service identity is internal to the hub and cannot be added"
+        raise AuthError(msg)
+    if len(password) < MIN_PASSWORD_CHARS:
+        msg = f"the password must have at least {MIN_PASSWORD_CHARS} characters"
+        raise AuthError(msg)
+    return User(
+        name=name,
+        role=role,
+        password_hash=hash_password(password),
+        mosquitto_hash=mosquitto_hash(password),
+        created_at=utc_now().isoformat(),
+    )
+
+
+class UserLookup:
+    """Reading and password checks over ``self._users`` (kept current by ``refresh``),
+    shared by the stores. Successful checks are cached per password hash."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, User] = {}
+        self._verified: dict[str, tuple[str, bytes]] = {}
+        """name -> (its password hash, sha256(password)) of the last success."""
+
+    def refresh(self) -> None:
+        """Bring ``self._users`` up to date."""
+
+    def list(self) -> list[User]:
+        self.refresh()
+        return sorted(self._users.values(), key=lambda u: u.name)
+
+    def get(self, name: str) -> User | None:
+        self.refresh()
+        return self._users.get(name)
+
+    def has_role(self, role: Role) -> bool:
+        return any(user.role is role for user in self.list())
+
+    def login(self, name: str) -> User | None:
+        """The user who may log in as ``name`` (never the service identity)."""
+        user = self.get(name)
+        return None if user is None or user.role is Role.SERVICE else user
+
+    def check_password(self, user: User, password: str) -> bool:
+        """Verify with argon2 (slow: call it off the event loop); successes are cached."""
+        fingerprint = hashlib.sha256(password.encode()).digest()
+        if self._verified.get(user.name) == (user.password_hash, fingerprint):
+            return True
+        if not verify_password(user.password_hash, password):
+            return False
+        self._verified[user.name] = (user.password_hash, fingerprint)
+        return True
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if ``password`` is theirs (blocking). An unknown name (or the service
+        identity) costs one argon2 check too, so both take as long."""
+        user = self.login(name)
+        if user is None:
+            verify_password(_dummy_hash(), password)
+            return None
+        return user if self.check_password(user, password) else None
+
+
+class UserStore(UserLookup):
+    """Users by name in ``DATA_DIR/users.json``. Not thread-safe; the hub uses it from its
+    event loop only."""
 
     FILENAME = "users.json"
 
     def __init__(self, data_dir: Path) -> None:
+        super().__init__()
         self.path = data_dir / self.FILENAME
-        self._users: dict[str, User] = {}
         self._mtime: int | None = None
-        self._verified: dict[str, bytes] = {}  # name -> sha256(password) of the last success
 
     # --- reading ----------------------------------------------------------------------
     def refresh(self) -> None:
@@ -74,65 +164,14 @@ class UserStore:
             msg = f"cannot read the user store {self.path}: {exc}"
             raise AuthError(msg) from exc
         self._users, self._mtime = users, mtime
-        self._verified.clear()
-
-    def list(self) -> list[User]:
-        self.refresh()
-        return sorted(self._users.values(), key=lambda u: u.name)
-
-    def get(self, name: str) -> User | None:
-        self.refresh()
-        return self._users.get(name)
-
-    def has_role(self, role: Role) -> bool:
-        return any(user.role is role for user in self.list())
-
-    def login(self, name: str) -> User | None:
-        """The user who may log in as ``name`` (never the service identity)."""
-        user = self.get(name)
-        return None if user is None or user.role is Role.SERVICE else user
-
-    def check_password(self, user: User, password: str) -> bool:
-        """Verify with argon2 (slow: call it off the event loop); successes are cached."""
-        fingerprint = hashlib.sha256(password.encode()).digest()
-        if self._verified.get(user.name) == fingerprint:
-            return True
-        if not verify_password(user.password_hash, password):
-            return False
-        self._verified[user.name] = fingerprint
-        return True
-
-    def authenticate(self, name: str, password: str) -> User | None:
-        """The user if ``password`` is theirs (blocking). An unknown name (or the service
-        identity) costs one argon2 check too, so both take as long."""
-        user = self.login(name)
-        if user is None:
-            verify_password(_dummy_hash(), password)
-            return None
-        return user if self.check_password(user, password) else None
 
     # --- writing ----------------------------------------------------------------------
     def add(self, name: str, role: Role, password: str) -> User:
-        if not valid_client_id(name):
-            msg = f"invalid user name {name!r}: use letters, digits, '_', '.' and '-' (max 64)"
-            raise AuthError(msg)
-        if name == SERVICE_USER or role is Role.SERVICE:
-            msg = "the service identity is internal to the hub and cannot be added"
-            raise AuthError(msg)
-        if len(password) < MIN_PASSWORD_CHARS:
-            msg = f"the password must have at least {MIN_PASSWORD_CHARS} characters"
-            raise AuthError(msg)
+        user = new_user(name, role, password)
         self.refresh()
         if name in self._users:
             msg = f"user {name!r} already exists"
             raise UserExistsError(msg)
-        user = User(
-            name=name,
-            role=role,
-            password_hash=hash_password(password),
-            mosquitto_hash=mosquitto_hash(password),
-            created_at=utc_now().isoformat(),
-        )
         self._write({**self._users, name: user})
         return user
 

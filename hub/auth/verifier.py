@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from hub.auth.errors import AuthError
-from hub.auth.users import User, UserStore
+from hub.auth.users import User, Users
 
 __all__ = ["PasswordVerifier", "VerifierBusyError"]
 
@@ -35,7 +35,7 @@ class PasswordVerifier:
 
     def __init__(
         self,
-        users: UserStore,
+        users: Users,
         *,
         workers: int = DEFAULT_WORKERS,
         max_pending: int = DEFAULT_MAX_PENDING,

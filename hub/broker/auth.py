@@ -21,9 +21,9 @@ from hub.auth import (
     LoginGate,
     PasswordVerifier,
     Role,
-    SessionStore,
+    Sessions,
     TooManyAttemptsError,
-    UserStore,
+    Users,
     VerifierBusyError,
 )
 from hub.auth.acl import SubscribeDecision
@@ -72,11 +72,11 @@ class HubAuthPlugin(BaseAuthPlugin, BaseTopicPlugin):  # type: ignore[misc]
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
-        self._users: UserStore = self.config.users
+        self._users: Users = self.config.users
         self._acl: Acl = self.config.acl
         self._gate: LoginGate = self.config.gate
         self._verifier: PasswordVerifier = self.config.verifier
-        self._sessions: SessionStore | None = self.config.sessions
+        self._sessions: Sessions | None = self.config.sessions
 
     async def authenticate(self, *, session: Session) -> bool | None:
         name, password = session.username, session.password

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from hub.auth import Acl, Identity, NewSession, Role, SeatError, SessionEnded, SessionStore
+from hub.auth import Acl, Identity, NewSession, Role, SeatError, SessionEnded, Sessions
 from hub.auth.acl import Grants
 from hub.auth.sessions import CLIENT_ID_PREFIX
 from hub.clock import utc_now
@@ -79,7 +79,7 @@ class DynsecSeats:
         url: BrokerUrl,
         acl: Acl,
         *,
-        sessions: SessionStore | None = None,
+        sessions: Sessions | None = None,
         timeout: float = 5.0,
         probe_timeout: float = 3.0,
         sweep_interval: float = 60.0,

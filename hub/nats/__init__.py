@@ -1,10 +1,12 @@
 """The hub on a NATS cluster: ``hub nats-config`` writes the cluster's files (config.py);
-the auth callout answers its logins from the hub's users and player sessions (callout.py,
-JWTs in jwt.py, MQTT topic filters as NATS subjects in subjects.py).
+users, player sessions and join codes live in the cluster's key-value buckets (stores.py,
+over the watch-mirrored buckets of kv.py); the auth callout answers logins from them
+(callout.py, JWTs in jwt.py, MQTT topic filters as NATS subjects in subjects.py).
 
 Errors::
 
     NatsError                 (errors.py)
+    └── Conflict              a compare-and-set lost to another writer (kv.py)
 """
 
 from hub.nats.errors import NatsError

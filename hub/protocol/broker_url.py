@@ -9,7 +9,7 @@ answers the cluster's logins itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import SecretStr
@@ -30,11 +30,29 @@ class BrokerUrl:
     """Every node, in the URL's order; empty means just (host, port)."""
     callout: str | None = None
     """The NATS auth callout's file (``?callout=``), or None."""
+    rotation: int = 0
+    """How many nodes ``beside`` moved from the front to the back of the URL's order."""
 
     @property
     def endpoints(self) -> tuple[tuple[str, int], ...]:
         """(host, port) of every node, the first one first."""
         return self.nodes or ((self.host, self.port),)
+
+    def beside(self, node: int) -> BrokerUrl:
+        """The same URL with node ``node`` (from 1) first: a process beside that node
+        connects there first and fails over to the others in their order."""
+        endpoints = self.endpoints
+        if not 1 <= node <= len(endpoints):
+            msg = f"the broker URL names {len(endpoints)} node(s), not a node {node}"
+            raise ValueError(msg)
+        nodes = endpoints[node - 1 :] + endpoints[: node - 1]
+        return replace(
+            self,
+            host=nodes[0][0],
+            port=nodes[0][1],
+            nodes=nodes if len(nodes) > 1 else (),
+            rotation=(self.rotation + node - 1) % len(nodes),
+        )
 
     def __str__(self) -> str:  # never shows the password
         user = f"{self.username}:***@" if self.username else ""

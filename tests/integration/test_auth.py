@@ -34,7 +34,7 @@ def test_first_start_creates_an_operator_once(hub: HubProcess) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     # On Mosquitto, `hub mosquitto-config` made it, before the password file it writes
     assert hub.log_text().count("operator.txt") == (0 if hub.engine == "mosquitto" else 1)
-    listed = run_cli("users", "list", "--data-dir", str(hub.data_dir))
+    listed = run_cli("users", "list", *hub.store_args)
     assert listed.returncode == 0
     assert "operator" in listed.stdout
     assert "operator" in listed.stdout.split()[1]
@@ -79,7 +79,7 @@ def test_repeated_failures_from_one_address_are_slowed_down(data_dir: Path) -> N
 
 
 def test_users_cli_add_list_remove(hub: HubProcess) -> None:
-    added = run_cli("users", "add", "pi2", "--role", "display", "--data-dir", str(hub.data_dir))
+    added = run_cli("users", "add", "pi2", "--role", "display", *hub.store_args)
     assert added.returncode == 0
     password = added.stdout.split("password: ", 1)[1].strip()
     if hub.broker is not None:
@@ -87,10 +87,10 @@ def test_users_cli_add_list_remove(hub: HubProcess) -> None:
     assert _logs_in(hub.mqtt_port, "pi2", "pi2", password)
     if hub.engine != "mosquitto":  # Mosquitto cannot tie client ids to usernames (docs/protocol.md)
         refused_login(hub.mqtt_port, "pi2-screen", username="pi2", password=password)
-    again = run_cli("users", "add", "pi2", "--role", "display", "--data-dir", str(hub.data_dir))
+    again = run_cli("users", "add", "pi2", "--role", "display", *hub.store_args)
     assert again.returncode == 1
     assert "already exists" in again.stderr
-    removed = run_cli("users", "remove", "pi2", "--data-dir", str(hub.data_dir))
+    removed = run_cli("users", "remove", "pi2", *hub.store_args)
     assert removed.returncode == 0
     if hub.engine != "mosquitto":  # the hub (broker or callout) reads the store per login
         refused_login(hub.mqtt_port, "pi2", username="pi2", password=password)

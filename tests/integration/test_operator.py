@@ -73,7 +73,7 @@ def test_display_user_reads_everything_public_but_cannot_publish_state(
     hub: HubProcess, connect: ClientFactory
 ) -> None:
     # the operator's steps from the issue, literally: no -i, the broker assigns "pi"
-    added = run_cli("users", "add", "pi", "--role", "display", "--data-dir", str(hub.data_dir))
+    added = run_cli("users", "add", "pi", "--role", "display", *hub.store_args)
     assert added.returncode == 0, added.stderr
     password = added.stdout.split("password: ", 1)[1].strip()
     if hub.broker is not None:  # the operator's step with Mosquitto: re-export, SIGHUP

@@ -121,7 +121,7 @@ def test_the_cli_lists_and_revokes_sessions_beside_the_running_hub(
     hub: HubProcess, http: Http
 ) -> None:
     frank = http.session("Frank")
-    data = ("--data-dir", str(hub.data_dir))
+    data = hub.store_args
     listed = run_cli("sessions", "list", "--game", "main", *data)
     assert listed.returncode == 0, listed.stderr
     assert frank["client_id"] in listed.stdout

@@ -31,11 +31,21 @@ class BridgeProcess:
     in its own process group, which is killed on the way out whatever happened: a failed
     ready check, a timed-out wait or an exception in the body."""
 
-    def __init__(self, hub: HubProcess, broker: ExternalBroker) -> None:
+    def __init__(
+        self,
+        hub: HubProcess,
+        broker: ExternalBroker,
+        *,
+        node: int | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        """``node``: the broker URL's node it stands beside; ``data_dir``: its own (default
+        the hub's)."""
         self.command = [
             *(sys.executable, "-c", "from hub.cli import web_bridge_main; web_bridge_main()"),
-            *("--broker", broker.url, "--data-dir", str(hub.data_dir)),
+            *("--broker", broker.url, "--data-dir", str(data_dir or hub.data_dir)),
             *("--bind", "127.0.0.1", "--http-port", "0"),
+            *(("--broker-node", str(node)) if node is not None else ()),
         ]
         self.proc: subprocess.Popen[str] | None = None
         self.http_port = 0

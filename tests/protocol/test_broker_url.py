@@ -38,3 +38,16 @@ def test_bad_urls_say_why_without_the_password(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why) as raised:
         parse_broker_url(text)
     assert "p@" not in str(raised.value)
+
+
+def test_a_process_beside_node_k_tries_it_first() -> None:
+    url = parse_broker_url("mqtt://service:pw@h1:1,h2:2,h3:3?callout=/c.json")
+    beside = url.beside(2)
+    assert beside.endpoints == (("h2", 2), ("h3", 3), ("h1", 1))
+    assert (beside.host, beside.port, beside.rotation) == ("h2", 2, 1)
+    assert beside.callout == "/c.json"
+    assert beside.beside(3).endpoints == (("h1", 1), ("h2", 2), ("h3", 3))  # turned again
+    assert beside.beside(3).rotation == 0
+    assert url.beside(1) == url
+    with pytest.raises(ValueError, match="3 node"):
+        url.beside(4)

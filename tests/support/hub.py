@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol, Self
 
 from hub.auth import Role, UserStore
+from hub.protocol.broker_url import parse_broker_url
 from tests.support.cli import REPO, run_cli
 from tests.support.mqtt import TestClient
 
@@ -121,6 +122,15 @@ class HubProcess:
         data: dict[str, Any] = json.loads((self.data_dir / "ready.json").read_text())
         return data
 
+    @property
+    def store_args(self) -> list[str]:
+        """Where ``hub users`` / ``hub sessions`` find this hub's users and sessions: its
+        data dir, and on a NATS cluster the cluster's service URL."""
+        args = ["--data-dir", str(self.data_dir)]
+        if self.broker is not None and self.broker.engine == "nats":
+            args += ["--broker", self.broker.url]
+        return args
+
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
@@ -210,6 +220,13 @@ def password_of(hub: HubProcess, name: str, role: str = "player") -> str:
     if name == "operator":
         return (hub.data_dir / "operator.txt").read_text().strip()
     password = f"pw-{name}-0123456789"
+    if hub.broker is not None and hub.broker.engine == "nats":  # users live in the cluster
+        from hub.nats.stores import cluster_stores  # noqa: PLC0415 - nats-py only on NATS
+
+        with cluster_stores(parse_broker_url(hub.broker.url)) as stores:
+            if stores.users.get(name) is None:
+                stores.users.add(name, Role(role), password)
+        return password
     store = UserStore(hub.data_dir)
     if store.get(name) is None:
         store.add(name, Role(role), password)
