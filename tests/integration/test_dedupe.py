@@ -106,25 +106,28 @@ def test_commands_without_request_id_are_not_deduped(
     assert alice.send(rename) == {"request_id": None, "ok": True, "version": 3}
 
 
-def test_resends_survive_kill_9(tmp_path: Path) -> None:
-    data_dir = tmp_path / "var"
+def test_resends_survive_kill_9(hub: HubProcess) -> None:
+    """Killed with SIGKILL and started again on the same journal (and broker): the
+    replies it gave, accepted and rejected, are still the replies to their resends."""
     early = {"type": "end_turn", "points": 9, "request_id": "e1"}
-    with HubProcess(data_dir) as hub:
-        with hub.client("alice") as alice, hub.client("bob") as bob:
-            assert alice.send({"type": "join", "name": "Alice", "request_id": "j1"})["ok"]
-            accepted = alice.send({"type": "rename", "name": "Alicia", "request_id": "r1"})
-            assert accepted["version"] == 2
-            rejected = alice.send(early)  # remembered without an fsync: kill -9 keeps it
-            assert rejected["error"]["code"] == "wrong_status"
-            assert bob.send({"type": "join", "name": "Bob", "request_id": "j1"})["version"] == 3
-        hub.kill()
-    with HubProcess(data_dir) as hub, hub.client("alice") as alice:
-        assert alice.state()["epoch"] == 2
+    with hub.client("alice") as alice, hub.client("bob") as bob:
+        assert alice.send({"type": "join", "name": "Alice", "request_id": "j1"})["ok"]
+        accepted = alice.send({"type": "rename", "name": "Alicia", "request_id": "r1"})
+        assert accepted["version"] == 2
+        rejected = alice.send(early)  # remembered without an fsync: kill -9 keeps it
+        assert rejected["error"]["code"] == "wrong_status"
+        assert bob.send({"type": "join", "name": "Bob", "request_id": "j1"})["version"] == 3
+    hub.kill()
+    again = HubProcess(hub.data_dir, broker=hub.broker)
+    with again, again.client("alice") as alice:
+        alice.state(min_version=3)
+        alice.subscribe(TOPICS.status)
+        alice.wait_for(lambda m: m.topic == TOPICS.status and m.json()["epoch"] == 2)
         assert alice.send({"type": "rename", "name": "Alicia", "request_id": "r1"}) == accepted
         assert alice.send({"type": "start", "request_id": "s1"})["version"] == 4
         assert alice.send(early) == rejected  # valid now, but already answered
         assert alice.state(min_version=4)["version"] == 4
-        assert [e["type"] for e in _history(data_dir)] == ["join", "rename", "join", "start"]
+        assert [e["type"] for e in _history(hub.data_dir)] == ["join", "rename", "join", "start"]
 
 
 def test_old_request_ids_fall_out_of_the_window(tmp_path: Path) -> None:
