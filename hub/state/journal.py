@@ -113,5 +113,6 @@ class Journal(JournalReader, Protocol):
         ...
 
     async def remembered(self) -> list[Remembered]:
-        """The whole dedupe window, oldest first (to rebuild it at start)."""
+        """The whole dedupe window (to rebuild it at start), each client's replies oldest
+        first; the order between clients is the implementation's."""
         ...

@@ -55,10 +55,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     PRIMARY KEY (game, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS replies (
-    seq INTEGER PRIMARY KEY, client_id TEXT NOT NULL, request_id TEXT NOT NULL,
-    reply TEXT NOT NULL, UNIQUE (client_id, request_id)
-);
-CREATE INDEX IF NOT EXISTS replies_by_client ON replies (client_id, seq);
+    client_id TEXT NOT NULL, seq INTEGER NOT NULL, request_id TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    PRIMARY KEY (client_id, seq)
+) WITHOUT ROWID;
 """
 _T = TypeVar("_T")
 
@@ -281,22 +281,24 @@ class Store:
             )
             for s in snapshots
         )
-        for r in remembered:
-            rows.append(
-                (
-                    "INSERT OR REPLACE INTO replies (client_id, request_id, reply)"
-                    " VALUES (?, ?, ?)",
-                    (r.client_id, r.request_id, r.reply.model_dump_json()),
-                )
+        # One b-tree keyed by (client, its own sequence): an append touches about one
+        # page more than before, and trimming a client's window is a range delete.
+        rows.extend(
+            (
+                "INSERT INTO replies SELECT ?, coalesce(max(seq), 0) + 1, ?, ? FROM replies"
+                " WHERE client_id = ?",
+                (r.client_id, r.request_id, r.reply.model_dump_json(), r.client_id),
             )
-        for client_id in dict.fromkeys(r.client_id for r in remembered):
-            rows.append(
-                (
-                    "DELETE FROM replies WHERE client_id = ? AND seq <= (SELECT seq FROM"
-                    " replies WHERE client_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                    (client_id, client_id, self._window),
-                )
+            for r in remembered
+        )
+        rows.extend(
+            (
+                "DELETE FROM replies WHERE client_id = ? AND seq <= (SELECT max(seq) FROM"
+                " replies WHERE client_id = ?) - ?",
+                (client_id, client_id, self._window),
             )
+            for client_id in dict.fromkeys(r.client_id for r in remembered)
+        )
         self._write(rows, sync=bool(entries or snapshots))
 
     # --- reads --------------------------------------------------------------------------
@@ -330,9 +332,9 @@ class Store:
         return int(row[0])
 
     def remembered(self) -> list[Remembered]:
-        """The dedupe window, oldest first."""
+        """The dedupe window: client by client, each client's oldest first."""
         rows = self._conn.execute(
-            "SELECT client_id, request_id, reply FROM replies ORDER BY seq"
+            "SELECT client_id, request_id, reply FROM replies ORDER BY client_id, seq"
         ).fetchall()
         try:
             return [
