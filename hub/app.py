@@ -47,7 +47,7 @@ from hub.protocol import JoinCode, Status, encode
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
 from hub.state.service import OnKick, RoleOf, ServiceOptions, StateService
-from hub.state.store import Store
+from hub.state.store import SqliteJournal
 from hub.transport import Transport
 from hub.web import JournalHistory, ServiceMetrics, auth_stores, health_of, login_checks
 from web_bridge.app import create_app
@@ -294,8 +294,8 @@ async def serve(settings: HubSettings) -> None:
         stores = stack.enter_context(auth_stores(settings))
         users, sessions, join_codes = stores.users, stores.sessions, stores.join_codes
         ensure_operator(users, settings.data_dir)
-        store = stack.enter_context(Store(settings.data_dir))
-        epoch, started_at = store.next_epoch(), utc_now()
+        journal = await stack.enter_async_context(SqliteJournal(settings.data_dir))
+        epoch, started_at = await journal.next_epoch(), utc_now()
         gate, verifier = login_checks(settings, users)
         stack.enter_context(verifier)
         links = JoinLinks(settings.public_url, settings.bind)
@@ -322,7 +322,7 @@ async def serve(settings: HubSettings) -> None:
         await stack.enter_async_context(SessionSweeper(sessions, settings.session_sweep_interval))
         service = StateService(
             link.transport,
-            store,
+            journal,
             _service_options(settings, epoch, started_at),
             role_resolver(users),
             extra_retained=_join_topics(settings, join_codes, links, seats),

@@ -7,8 +7,9 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from hub import __version__
 from hub.auth import AuthError, Role, Users
@@ -18,14 +19,17 @@ from hub.nats import DEFAULT_BASE_PORT, NatsError
 from hub.protocol import encode, valid_game_name
 from hub.settings import HubSettings, SettingsError, load_settings
 from hub.state.errors import StateError
+from hub.state.journal import JournalEntry, JournalReader
+from hub.state.model import GameState
 from hub.state.recovery import replay
-from hub.state.store import Store
+from hub.state.store import SqliteJournal, Store
 from hub.state.view import snapshot
 from hub.web import auth_stores
 
 __all__ = ["main", "web_bridge_main"]
 
 _LOGGER = logging.getLogger("hub")
+T = TypeVar("T")
 _NODE_HELP = (
     "the node of the broker URL this process stands beside, from 1: it connects there first"
     " (default 1)"
@@ -239,9 +243,25 @@ def _nats_config(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _read_history(journal: JournalReader, args: argparse.Namespace) -> list[JournalEntry]:
+    return await journal.entries(args.game, after=args.after, limit=args.limit)
+
+
+async def _read_state(journal: JournalReader, game: str) -> tuple[GameState, int] | None:
+    base = await journal.latest_snapshot(game)
+    if base is None:
+        return None
+    state = replay(base, await journal.entries(game, after=base.version))
+    return state, await journal.epoch()
+
+
+async def _with_journal(settings: HubSettings, read: Callable[[JournalReader], Awaitable[T]]) -> T:
+    async with SqliteJournal(settings.data_dir, read_only=True) as journal:
+        return await read(journal)
+
+
 def _history(settings: HubSettings, args: argparse.Namespace) -> int:
-    with Store(settings.data_dir, read_only=True) as store:
-        entries = store.entries(args.game, after=args.after, limit=args.limit)
+    entries = asyncio.run(_with_journal(settings, lambda j: _read_history(j, args)))
     for entry in entries:
         if args.json:
             print(encode(entry.event).decode())
@@ -261,13 +281,12 @@ def _history(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 def _state(settings: HubSettings, args: argparse.Namespace) -> int:
-    with Store(settings.data_dir, read_only=True) as store:
-        base = store.latest_snapshot(args.game)
-        if base is None:
-            print(f"hub: no game {args.game!r} in {store.path}", file=sys.stderr)
-            return 1
-        state = replay(base, store.entries(args.game, after=base.version))
-        epoch = store.epoch()
+    found = asyncio.run(_with_journal(settings, lambda j: _read_state(j, args.game)))
+    if found is None:
+        path = settings.data_dir / Store.FILENAME
+        print(f"hub: no game {args.game!r} in {path}", file=sys.stderr)
+        return 1
+    state, epoch = found
     print(encode(snapshot(state, epoch=epoch, online={})).decode())
     return 0
 

@@ -29,7 +29,7 @@ from hub.auth import (
 from hub.protocol import Event, Stats
 from hub.settings import HubSettings
 from hub.state.service import StateService
-from hub.state.store import Store
+from hub.state.store import SqliteJournal, Store
 from web_bridge.ports import Histogram, Metric
 
 __all__ = [
@@ -91,12 +91,10 @@ class JournalHistory:
     def __init__(self, data_dir: Path) -> None:
         self._data_dir = data_dir
 
-    def _read(self, game: str, after: int, limit: int) -> list[Event]:
-        with Store(self._data_dir, read_only=True) as store:
-            return [entry.event for entry in store.entries(game, after=after, limit=limit)]
-
     async def events(self, game: str, *, after: int, limit: int) -> list[Event]:
-        return await asyncio.to_thread(self._read, game, after, limit)
+        async with SqliteJournal(self._data_dir, read_only=True) as journal:
+            entries = await journal.entries(game, after=after, limit=limit)
+        return [entry.event for entry in entries]
 
 
 class ServiceMetrics:

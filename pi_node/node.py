@@ -52,8 +52,14 @@ __all__ = [
 _LOGGER = logging.getLogger(__name__)
 NOTICE_SECONDS = 8.0
 """How long a notice (a refused button press, say) stays on the screen."""
-REPLY_TIMEOUT = 5.0
-"""A button press waits this long for its reply before another press is taken."""
+REPLY_TIMEOUT = 3.0
+"""A command with no reply this long after it was sent is sent again, with the same
+request id (the hub applies it at most once: docs/protocol.md, "Retries and duplicates");
+the wait doubles after each resend, up to RESEND_MAX_INTERVAL."""
+RESEND_MAX_INTERVAL = 10.0
+GIVE_UP_AFTER = 60.0
+"""A command still unanswered this long after its first send is given up (and said so);
+until then further presses wait for it."""
 SHORT_SESSION = 20.0
 """A connection the broker closes within this many seconds counts as a short one..."""
 TAKEOVER_WINDOW = 60.0
@@ -139,9 +145,15 @@ def _describe(snapshot: Snapshot) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
+    """A command sent and not answered yet, and when to send it again."""
+
     request_id: str
     command: str
-    sent_at: float
+    payload: bytes
+    first_sent: float
+    resend_at: float
+    interval: float
+    sends: int = 1
 
 
 class Node:
@@ -392,12 +404,21 @@ class Node:
         if command is None:
             _LOGGER.info("button %s: nothing to do while %s", action, snapshot.status)
             return
-        if not self._outbox.publish(self._command_topic, encode(command)):
+        payload = encode(command)
+        if not self._outbox.publish(self._command_topic, payload):
             _LOGGER.warning("button %s: %s not sent, the link is down", action, command.type)
             self._notify_people("the hub is not reachable: button ignored")
             return
         _LOGGER.info("button %s: sent %s (request %s)", action, command.type, request_id)
-        self._pending = _Pending(request_id, command.type, self._clock())
+        now = self._clock()
+        self._pending = _Pending(
+            request_id,
+            command.type,
+            payload,
+            first_sent=now,
+            resend_at=now + REPLY_TIMEOUT,
+            interval=REPLY_TIMEOUT,
+        )
 
     def _second(self) -> datetime:
         return self._wall_clock().replace(microsecond=0)
@@ -414,9 +435,37 @@ class Node:
         if self._view.notice is not None and now >= self._notice_until:
             self._view = replace(self._view, notice=None)
         pending = self._pending
-        if pending is not None and now - pending.sent_at > REPLY_TIMEOUT:
-            _LOGGER.warning("no reply to %s in %.0f s", pending.command, REPLY_TIMEOUT)
+        if pending is not None and now >= pending.resend_at:
+            self._resend(pending, now)
+
+    def _resend(self, pending: _Pending, now: float) -> None:
+        """No reply yet: send the same command again (same request id), or give up."""
+        waited = now - pending.first_sent
+        if waited >= GIVE_UP_AFTER:
+            _LOGGER.warning(
+                "no reply to %s (request %s) in %.0f s after %d sends; giving up",
+                pending.command,
+                pending.request_id,
+                waited,
+                pending.sends,
+            )
             self._pending = None
+            self._notify_people(f"no answer from the hub: {pending.command} may not be done")
+            return
+        interval = min(pending.interval * 2, RESEND_MAX_INTERVAL)
+        sent = self._outbox.publish(self._command_topic, pending.payload)
+        if sent:
+            _LOGGER.warning(
+                "no reply to %s (request %s) in %.0f s; sending it again",
+                pending.command,
+                pending.request_id,
+                waited,
+            )
+            self._notify_people(f"sending {pending.command} again...")
+        resend_at = min(now + interval, pending.first_sent + GIVE_UP_AFTER)
+        self._pending = replace(
+            pending, resend_at=resend_at, interval=interval, sends=pending.sends + sent
+        )
 
     def _notify_people(self, notice: str | None) -> None:
         self._view = replace(self._view, notice=notice)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hub.state.errors import JournalCorruptError
+from hub.state.journal import JournalEntry
 from hub.state.model import GameState
 from hub.state.reducer import Rejected, apply
-from hub.state.store import JournalEntry
 
 __all__ = ["replay"]
 

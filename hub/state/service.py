@@ -1,9 +1,16 @@
 """The authoritative state service: the I/O shell around the pure reducer.
 
-A command flows: transport -> decode -> ``apply`` -> journal commit (durable) ->
-publish retained state, event, reply. Commands that arrive together are committed in
-one transaction (group commit); nothing is acknowledged before its commit, and a
-failed commit rolls the games back and answers ``storage_unavailable``.
+A command flows: transport -> decode -> dedupe lookup -> ``apply`` -> journal commit
+(durable) -> publish retained state, event, reply. Commands that arrive together are
+committed in one transaction (group commit); nothing is acknowledged before its commit,
+and a failed commit rolls the games back and answers ``storage_unavailable``.
+
+Dedupe: a command with a ``request_id`` is applied at most once per (client, request id).
+The reply it got is remembered (in memory, ``DedupeWindow``, and in the journal, in the
+same commit as its entry), and a resend gets that reply again without being applied.
+Rejections from the rules are remembered too; ``rate_limited`` and
+``storage_unavailable`` are not (nothing happened, a resend is a fresh try), nor are
+commands that could not be decoded.
 
 The turn clock: one timer per game, set for the deadline of the game's current state.
 When it fires, a ``TurnTimeout`` for that version joins the same queue as the commands
@@ -18,11 +25,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Self
 
 from hub.auth import RateLimiter
 from hub.clock import utc_now
@@ -46,12 +52,13 @@ from hub.protocol import (
     valid_client_id,
 )
 from hub.state.counters import CommandCounters
+from hub.state.dedupe import DedupeWindow
 from hub.state.errors import StorageUnavailableError
+from hub.state.journal import SNAPSHOT_EVERY, Journal, JournalEntry, Remembered
 from hub.state.latency import LatencyHistogram, LatencySummary
 from hub.state.model import HUB_ACTOR, Actor, GameState, Role, StateCommand, TurnTimeout
 from hub.state.recovery import replay
 from hub.state.reducer import Accepted, Rejected, apply
-from hub.state.store import SNAPSHOT_EVERY, JournalEntry, Store
 from hub.state.view import snapshot
 from hub.transport import Inbound, Transport, TransportError
 
@@ -60,7 +67,8 @@ __all__ = ["OnKick", "RoleOf", "ServiceOptions", "StateService"]
 _LOGGER = logging.getLogger(__name__)
 _BATCH_MAX = 256
 _STOP = object()
-T = TypeVar("T")
+_FORGOTTEN = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.STORAGE_UNAVAILABLE})
+"""Rejections not remembered for dedupe: nothing was judged, a resend is a fresh try."""
 RoleOf = Callable[[str], Role]
 ExtraRetained = Callable[[], Iterable[tuple[str, bytes]]]
 """Retained (topic, payload) pairs the hub adds beside the service's own (join codes)."""
@@ -82,7 +90,7 @@ class ServiceOptions:
     stats_interval: float
     version: str
     epoch: int
-    """This start's epoch (``Store.next_epoch``), also in the transport's last will."""
+    """This start's epoch (``Journal.next_epoch``), also in the transport's last will."""
     started_at: datetime
     command_rate: float = 20.0
     """Commands per second per client (0 = no limit)."""
@@ -118,6 +126,8 @@ class _Batch:
     """Client ids whose seat a ``kick`` in this batch freed."""
     stale: list[str] = field(default_factory=list)
     """Command topics holding a retained command, to clear."""
+    remembered: list[Remembered] = field(default_factory=list)
+    """Replies to keep in the dedupe window, committed with the entries."""
 
 
 class StateService:
@@ -126,7 +136,7 @@ class StateService:
     def __init__(
         self,
         transport: Transport,
-        store: Store,
+        journal: Journal,
         options: ServiceOptions,
         role_of: RoleOf,
         *,
@@ -135,7 +145,8 @@ class StateService:
         on_kick: OnKick = _nobody,
     ) -> None:
         self._transport = transport
-        self._store = store
+        self._journal = journal
+        self._dedupe = DedupeWindow()
         self._opts = options
         self._topics = options.topics
         self._role_of = role_of
@@ -150,7 +161,6 @@ class StateService:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._executor: ThreadPoolExecutor | None = None
         self.epoch = options.epoch
         self._started_at = options.started_at
         self._started_mono = time.monotonic()
@@ -162,10 +172,10 @@ class StateService:
 
     # --- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Self:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="journal")
         for game in self._opts.games:
-            self._games[game] = await self._io(self._restore, game)
+            self._games[game] = await self._restore(game)
             self._changed_at[game] = self._games[game].updated_at
+        self._dedupe = DedupeWindow(remembered=await self._journal.remembered())
         await self._republish()
         self._transport.on_reconnect(self._republish)
         await self._transport.subscribe(self._topics.command_filter, self._topics.presence_filter)
@@ -197,10 +207,8 @@ class StateService:
         self._queue.put_nowait(_STOP)  # serve drains what arrived before, then stops
         await asyncio.gather(pump, stats, serve, return_exceptions=True)
         with contextlib.suppress(StorageUnavailableError):
-            await self._io(self._store.append, [], list(self._games.values()))
+            await self._journal.append([], list(self._games.values()))
         await self._publish_status("offline")
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
         _LOGGER.info("state service stopped")
 
     async def _republish(self) -> None:
@@ -217,18 +225,13 @@ class StateService:
         for topic, payload in self._extra_retained():
             await self._send(topic, payload, retain=True)
 
-    async def _io(self, fn: Callable[..., T], *args: object) -> T:
-        """Run blocking journal work on the journal's own thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
-
-    def _restore(self, game: str) -> GameState:
-        base = self._store.latest_snapshot(game)
+    async def _restore(self, game: str) -> GameState:
+        base = await self._journal.latest_snapshot(game)
         if base is None:
             base = GameState.new(game, max_rounds=self._opts.max_rounds, now=self._clock())
-            self._store.append([], [base])
+            await self._journal.append([], [base])
             return base
-        state = replay(base, self._store.entries(game, after=base.version))
+        state = replay(base, await self._journal.entries(game, after=base.version))
         _LOGGER.info("restored %s at version %d", game, state.version)
         return state
 
@@ -304,7 +307,7 @@ class StateService:
             if client_id is not None:
                 self._presence(message, client_id, now, batch)
         stored = True
-        if batch.entries:
+        if batch.entries or batch.remembered:
             stored = await self._commit(batch)
         for game in {*batch.before, *(d.game for d in due)}:
             self._set_timer(game, retry=not stored)
@@ -331,9 +334,11 @@ class StateService:
             if self._games[game].version // SNAPSHOT_EVERY > old.version // SNAPSHOT_EVERY
         ]
         try:
-            await self._io(self._store.append, batch.entries, snapshots)
+            await self._journal.append(batch.entries, snapshots, batch.remembered)
         except StorageUnavailableError as exc:
             _LOGGER.error("journal write failed; %d commands refused: %s", len(batch.entries), exc)  # noqa: TRY400
+            for item in batch.remembered:  # never stored: a resend is judged afresh
+                self._dedupe.forget(item.client_id, item.request_id)
             self._games.update(batch.before)
             self._changed_at.update(batch.changed_before)
             batch.dirty -= set(batch.before)
@@ -367,10 +372,18 @@ class StateService:
         msg: str,
         *,
         rid: str | None,
+        remember: bool = False,
     ) -> None:
         _LOGGER.info("rejected command from %s on %s: %s: %s", reply_to, game, code, msg)
         self._counters.rejected(game, code)
-        batch.replies.append((reply_to, Reply.rejected(rid, code, msg)))
+        reply = Reply.rejected(rid, code, msg)
+        batch.replies.append((reply_to, reply))
+        if remember and rid is not None and code not in _FORGOTTEN:
+            self._remember(batch, reply_to, rid, reply)
+
+    def _remember(self, batch: _Batch, client_id: str, request_id: str, reply: Reply) -> None:
+        self._dedupe.put(client_id, request_id, reply)
+        batch.remembered.append(Remembered(client_id, request_id, reply))
 
     def _command(self, message: Inbound, where: CommandTopic, now: datetime, batch: _Batch) -> None:
         command: Command | None = None
@@ -399,6 +412,16 @@ class StateService:
                 batch, where.client_id, where.game, failure.code, failure.message, rid=request_id
             )
             return
+        if command.request_id is not None:
+            earlier = self._dedupe.get(where.client_id, command.request_id)
+            if earlier is not None:
+                _LOGGER.info(
+                    "resent command %s from %s: its first reply again",
+                    command.request_id,
+                    where.client_id,
+                )
+                batch.replies.append((where.client_id, earlier))
+                return
         state = self._games.get(where.game)
         if state is None:
             known = ", ".join(self._games)
@@ -409,6 +432,7 @@ class StateService:
                 ErrorCode.UNKNOWN_GAME,
                 f"no game {where.game[:40]!r}; this hub runs: {known}",
                 rid=command.request_id,
+                remember=True,
             )
             return
         if isinstance(command, Start) and command.turn_seconds is None:
@@ -424,14 +448,16 @@ class StateService:
                 outcome.code,
                 outcome.message,
                 rid=command.request_id,
+                remember=True,
             )
             return
         if isinstance(command, Kick) and (holder := state.table.holder(command.seat)):
             batch.kicked.append(holder.client_id)
         self._accepted(batch, where.game, command, actor=actor, outcome=outcome, now=now)
-        batch.replies.append(
-            (where.client_id, Reply.accepted(command.request_id, outcome.state.version))
-        )
+        reply = Reply.accepted(command.request_id, outcome.state.version)
+        batch.replies.append((where.client_id, reply))
+        if command.request_id is not None:
+            self._remember(batch, where.client_id, command.request_id, reply)
 
     def _accepted(
         self,

@@ -2,8 +2,13 @@
 
 Tables: ``journal`` (every accepted command with its event, actor and time),
 ``snapshots`` (the full GameState every SNAPSHOT_EVERY versions, and at shutdown),
-``meta`` (the service's epoch). WAL with synchronous=FULL: when ``append`` returns,
-the entries survive a kill -9 or a power cut. Not thread-safe: one caller at a time.
+``meta`` (the service's epoch), ``replies`` (the dedupe window: the last DEDUPE_WINDOW
+replies per client, trimmed in the transaction that adds to it). WAL with
+synchronous=FULL: when ``append`` returns, the entries survive a kill -9 or a power cut.
+An append of replies alone (rejections) commits with synchronous=NORMAL: no fsync, it
+survives a kill -9 but maybe not a power cut; the next FULL commit syncs it along.
+Not thread-safe: one caller at a time. ``SqliteJournal`` puts it behind the ``Journal``
+interface (``hub.state.journal``), on a thread of its own.
 
 A crash can leave the WAL ending in a torn write. SQLite drops everything after the last
 intact transaction when it opens the journal, silently; ``wal_tail`` tells beforehand what
@@ -13,27 +18,29 @@ would take intact transactions after it with it (only a lost write can do that).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from hub.protocol import Event
+from hub.protocol import Event, Reply
 from hub.state.errors import JournalCorruptError, StorageUnavailableError
+from hub.state.journal import DEDUPE_WINDOW, SNAPSHOT_EVERY, JournalEntry, Remembered
 from hub.state.model import Actor, GameState, Role, StateCommand
 
-__all__ = ["SNAPSHOT_EVERY", "JournalEntry", "Store", "WalTail", "wal_tail"]
+__all__ = ["SNAPSHOT_EVERY", "JournalEntry", "SqliteJournal", "Store", "WalTail", "wal_tail"]
 
 _LOGGER = logging.getLogger(__name__)
-SNAPSHOT_EVERY = 100
 _COMMAND = TypeAdapter[StateCommand](StateCommand)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,20 +54,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
     game TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (game, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replies (
+    client_id TEXT NOT NULL, seq INTEGER NOT NULL, request_id TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    PRIMARY KEY (client_id, seq)
+) WITHOUT ROWID;
 """
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One accepted command: enough to replay it exactly."""
-
-    game: str
-    version: int
-    epoch: int
-    at: datetime
-    actor: Actor
-    command: StateCommand
-    event: Event
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +146,12 @@ class Store:
 
     FILENAME = "journal.sqlite3"
 
-    def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, *, read_only: bool = False, window: int = DEDUPE_WINDOW
+    ) -> None:
         self.path = data_dir / self.FILENAME
         self._read_only = read_only
+        self._window = window
         self._db: sqlite3.Connection | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -222,9 +225,12 @@ class Store:
         return self._db
 
     # --- writes -------------------------------------------------------------------------
-    def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
+    def _write(
+        self, statements: Iterable[tuple[str, Sequence[object]]], *, sync: bool = True
+    ) -> None:
         db = self._conn
         try:
+            db.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
             db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
@@ -244,8 +250,14 @@ class Store:
         self._write([("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (str(epoch),))])
         return epoch
 
-    def append(self, entries: Sequence[JournalEntry], snapshots: Sequence[GameState] = ()) -> None:
-        """Commit ``entries`` (and snapshots) in one durable transaction, or nothing."""
+    def append(
+        self,
+        entries: Sequence[JournalEntry],
+        snapshots: Sequence[GameState] = (),
+        remembered: Sequence[Remembered] = (),
+    ) -> None:
+        """Commit ``entries``, snapshots and replies in one transaction, or nothing;
+        durable (fsync) unless it holds replies only (``Journal.append``)."""
         rows: list[tuple[str, Sequence[object]]] = [
             (
                 "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -269,7 +281,25 @@ class Store:
             )
             for s in snapshots
         )
-        self._write(rows)
+        # One b-tree keyed by (client, its own sequence): an append touches about one
+        # page more than before, and trimming a client's window is a range delete.
+        rows.extend(
+            (
+                "INSERT INTO replies SELECT ?, coalesce(max(seq), 0) + 1, ?, ? FROM replies"
+                " WHERE client_id = ?",
+                (r.client_id, r.request_id, r.reply.model_dump_json(), r.client_id),
+            )
+            for r in remembered
+        )
+        rows.extend(
+            (
+                "DELETE FROM replies WHERE client_id = ? AND seq <= (SELECT max(seq) FROM"
+                " replies WHERE client_id = ?) - ?",
+                (client_id, client_id, self._window),
+            )
+            for client_id in dict.fromkeys(r.client_id for r in remembered)
+        )
+        self._write(rows, sync=bool(entries or snapshots))
 
     # --- reads --------------------------------------------------------------------------
     def epoch(self) -> int:
@@ -301,6 +331,20 @@ class Store:
         row = self._conn.execute("SELECT count(*) FROM journal WHERE game = ?", (game,)).fetchone()
         return int(row[0])
 
+    def remembered(self) -> list[Remembered]:
+        """The dedupe window: client by client, each client's oldest first."""
+        rows = self._conn.execute(
+            "SELECT client_id, request_id, reply FROM replies ORDER BY client_id, seq"
+        ).fetchall()
+        try:
+            return [
+                Remembered(str(c), str(r), Reply.model_validate_json(str(reply)))
+                for c, r, reply in rows
+            ]
+        except ValidationError as exc:
+            msg = f"a remembered reply is unreadable: {exc}"
+            raise JournalCorruptError(msg) from exc
+
     def games(self) -> list[str]:
         rows = self._conn.execute(
             "SELECT game FROM snapshots UNION SELECT game FROM journal ORDER BY game"
@@ -323,3 +367,73 @@ class Store:
         except (ValueError, ValidationError) as exc:
             msg = f"journal entry {game}/{version} is unreadable: {exc}"
             raise JournalCorruptError(msg) from exc
+
+
+class SqliteJournal:
+    """``async with SqliteJournal(data_dir) as journal:`` the ``Journal`` over a ``Store``,
+    whose blocking calls run one at a time on the journal's own thread."""
+
+    def __init__(
+        self, data_dir: Path, *, read_only: bool = False, window: int = DEDUPE_WINDOW
+    ) -> None:
+        self.store = Store(data_dir, read_only=read_only, window=window)
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def __aenter__(self) -> Self:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="journal")
+        try:
+            await self._run(self.store.__enter__)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._executor is None:
+            return
+        await self._run(self.store.__exit__, None, None, None)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
+        if self._executor is None:
+            msg = "the journal is not open"
+            raise StorageUnavailableError(msg)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def next_epoch(self) -> int:
+        return await self._run(self.store.next_epoch)
+
+    async def epoch(self) -> int:
+        return await self._run(self.store.epoch)
+
+    async def append(
+        self,
+        entries: Sequence[JournalEntry],
+        snapshots: Sequence[GameState] = (),
+        remembered: Sequence[Remembered] = (),
+    ) -> None:
+        await self._run(self.store.append, entries, snapshots, remembered)
+
+    async def latest_snapshot(self, game: str) -> GameState | None:
+        return await self._run(self.store.latest_snapshot, game)
+
+    async def entries(
+        self, game: str, *, after: int = 0, limit: int | None = None
+    ) -> list[JournalEntry]:
+        return await self._run(lambda: self.store.entries(game, after=after, limit=limit))
+
+    async def count(self, game: str) -> int:
+        return await self._run(self.store.count, game)
+
+    async def games(self) -> list[str]:
+        return await self._run(self.store.games)
+
+    async def remembered(self) -> list[Remembered]:
+        return await self._run(self.store.remembered)

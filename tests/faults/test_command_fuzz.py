@@ -49,6 +49,8 @@ class Table:
         self.hub = hub
         self.clients = clients
         self.acked: dict[int, str | None] = {}
+        self.answered: dict[tuple[str, str | None], Any] = {}
+        """The accepted replies by (client, request_id): a resend gets its reply again."""
         self.inputs = 0
         self.rejected = 0
         self._snapshot_url = f"http://127.0.0.1:{hub.address.http_port}/api/games/main"
@@ -67,9 +69,15 @@ class Table:
         self.inputs += 1
         assert isinstance(reply, dict), reply
         assert set(reply) <= {"ok", "version", "error", "request_id"}, reply
+        request_id = reply.get("request_id")
+        if reply["ok"] is True and self.answered.get((sender, request_id)) == reply:
+            assert after == before, f"a resent command was applied again: {reply}"
+            return reply
         if reply["ok"] is True:
             assert after["version"] == before["version"] + 1 == reply["version"], reply
-            self.acked[reply["version"]] = reply.get("request_id")
+            self.acked[reply["version"]] = request_id
+            if request_id is not None:
+                self.answered[sender, request_id] = reply
             return reply
         assert reply["ok"] is False, reply
         assert reply["error"]["code"] in DOCUMENTED, reply

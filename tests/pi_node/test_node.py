@@ -13,7 +13,17 @@ from hub.protocol import Reply, Status, Topics, encode
 from pi_node.cache import SnapshotCache
 from pi_node.hardware import ButtonAction, FakeHardware, Light
 from pi_node.link import Inbound, LinkDown, LinkRefused, LinkUp
-from pi_node.node import REPLY_TIMEOUT, TAKEOVER_WINDOW, Node, NodeInput, Pressed, Redraw, Tick
+from pi_node.node import (
+    GIVE_UP_AFTER,
+    REPLY_TIMEOUT,
+    RESEND_MAX_INTERVAL,
+    TAKEOVER_WINDOW,
+    Node,
+    NodeInput,
+    Pressed,
+    Redraw,
+    Tick,
+)
 from pi_node.render import LinkState
 from pi_node.sdnotify import Notifier
 from pi_node.wire import Subscriptions
@@ -168,13 +178,62 @@ def test_a_press_sends_one_command_and_waits_for_its_reply(harness: Harness) -> 
     assert len(harness.outbox.sent) == 2
 
 
-def test_an_unanswered_press_expires(harness: Harness) -> None:
+def test_an_unanswered_command_is_sent_again_with_backoff(harness: Harness) -> None:
     harness.live(status="paused")
     harness.feed(Pressed(ButtonAction.START_NEXT))
-    assert harness.outbox.sent[-1][1]["type"] == "resume"
-    harness.clock.now += REPLY_TIMEOUT + 1
-    harness.feed(Tick(), Pressed(ButtonAction.START_NEXT))
+    first = harness.outbox.sent[-1][1]
+    assert first["type"] == "resume"
+    started = harness.clock.now
+    resent_at: list[float] = []
+    while harness.clock.now - started < GIVE_UP_AFTER + RESEND_MAX_INTERVAL:
+        harness.clock.now += 0.5
+        sent = len(harness.outbox.sent)
+        harness.feed(Tick())
+        if harness.node.view.notice == "no answer from the hub: resume may not be done":
+            break
+        harness.feed(Pressed(ButtonAction.START_NEXT))  # the press waits
+        if len(harness.outbox.sent) > sent:
+            resent_at.append(harness.clock.now - started)
+            assert harness.outbox.sent[-1][1] == first  # the same command, same request id
+            assert harness.node.view.notice == "sending resume again..."
+    assert harness.clock.now - started == GIVE_UP_AFTER
+    gaps = [b - a for a, b in zip([0.0, *resent_at], resent_at, strict=False)]
+    assert gaps[:3] == [REPLY_TIMEOUT, 2 * REPLY_TIMEOUT, RESEND_MAX_INTERVAL]
+    assert set(gaps[3:]) == {RESEND_MAX_INTERVAL}
+    assert resent_at[-1] < GIVE_UP_AFTER
+    harness.feed(Pressed(ButtonAction.START_NEXT))  # given up: presses are taken again
+    assert harness.outbox.sent[-1][1]["request_id"] != first["request_id"]
+
+
+def test_a_reply_stops_the_resends(harness: Harness) -> None:
+    harness.live(status="paused")
+    harness.feed(Pressed(ButtonAction.START_NEXT))
+    request_id = harness.outbox.sent[-1][1]["request_id"]
+    harness.clock.now += REPLY_TIMEOUT
+    harness.feed(Tick())
     assert len(harness.outbox.sent) == 2
+    accepted = Reply.accepted(str(request_id), 18)
+    harness.feed(Inbound(SUBS.reply, encode(accepted), False))
+    assert harness.node.view.notice is None
+    harness.feed(Inbound(SUBS.reply, encode(accepted), False))  # the resend's reply
+    harness.clock.now += GIVE_UP_AFTER
+    harness.feed(Tick())
+    assert len(harness.outbox.sent) == 2
+
+
+def test_resends_wait_for_the_link(harness: Harness) -> None:
+    harness.live(status="paused")
+    harness.feed(Pressed(ButtonAction.START_NEXT))
+    harness.outbox.connected = False
+    harness.feed(LinkDown("gone", unreachable=True))
+    harness.clock.now += REPLY_TIMEOUT
+    harness.feed(Tick())
+    assert len(harness.outbox.sent) == 1
+    harness.outbox.connected = True
+    harness.clock.now += 2 * REPLY_TIMEOUT
+    harness.feed(LinkUp(), Tick())
+    assert len(harness.outbox.sent) == 2
+    assert harness.outbox.sent[1] == harness.outbox.sent[0]
 
 
 @pytest.mark.parametrize("why", ["link down", "hub offline", "stale", "send failed"])

@@ -4,6 +4,7 @@ send accepted commands, the LEDs follow the turn, and it rides out a hub restart
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,40 @@ def test_two_nodes_logged_in_as_one_user_say_so(tmp_path: Path) -> None:
             one.screen.wait_text(shown, timeout=30)
             two.screen.wait_text(shown, timeout=30)
             assert "Unspecified error" not in one.screen.text()
+
+
+def test_an_unanswered_press_is_sent_again_and_applied_once(
+    tmp_path: Path, table: MockTable, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hub (broker and all) is stopped when the button is pressed: no reply comes, the
+    node sends the same command again and says so; once the hub runs again both copies
+    reach it, and the game is paused once."""
+    caplog.set_level("INFO", logger="pi_node")
+    data_dir = tmp_path / "var"
+    with HubProcess(data_dir) as hub:
+        password = add_display_user(data_dir)
+        settings = node_settings(hub.mqtt_port, password, tmp_path)
+        with (
+            RunningNode(settings, table.hardware) as node,
+            hub.client("alice") as alice,
+            hub.client("bob") as bob,
+        ):
+            assert alice.send({"type": "join", "name": "Alice"})["ok"]
+            assert bob.send({"type": "join", "name": "Bob"})["ok"]
+            assert alice.send({"type": "start"})["version"] == 3
+            node.screen.wait_text("round 1 of 5", "ALICE'S TURN")
+            hub.signal(signal.SIGSTOP)
+            try:
+                table.press_pause()
+                node.screen.wait_text("sending pause again...", timeout=30)
+            finally:
+                hub.signal(signal.SIGCONT)
+            node.screen.wait_text("PAUSED", timeout=30)
+            wait_until(lambda: "pause accepted (version 4)" in caplog.text, what="the reply")
+            sent = [r.getMessage() for r in caplog.records if "sending it again" in r.getMessage()]
+            assert sent, caplog.text
+            assert alice.send({"type": "resume"})["version"] == 5  # nothing came in between
+    assert [(e["type"], e["by"]) for e in _history(data_dir)][3:] == [
+        ("pause", "pi"),
+        ("resume", "alice"),
+    ]

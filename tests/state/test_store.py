@@ -1,4 +1,5 @@
-"""The SQLite journal, with real files under tmp_path."""
+"""The SQLite journal, with real files under tmp_path: what is SQLite's own. The journal
+contract every implementation keeps is in test_journal_contract.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from hub.protocol import Command, End, Join, Kick, Start, Undo
 from hub.state.errors import JournalCorruptError, StorageUnavailableError
 from hub.state.model import Actor, GameState, Role
-from hub.state.recovery import replay
 from hub.state.reducer import Accepted, apply
 from hub.state.store import JournalEntry, Store
 
@@ -71,98 +71,6 @@ def test_empty_store(tmp_path: Path) -> None:
         assert store.count("main") == 0
         assert store.games() == []
     assert (tmp_path / "data" / Store.FILENAME).is_file()
-
-
-def test_round_trip(tmp_path: Path) -> None:
-    initial, entries, final = play()
-    with Store(tmp_path) as store:
-        assert store.next_epoch() == 1
-        store.append(entries[:3], [initial])
-        store.append(entries[3:])
-        assert store.entries("main") == entries
-    with Store(tmp_path) as store:
-        assert store.epoch() == 1
-        assert store.entries("main") == entries
-        assert store.count("main") == len(entries)
-        assert store.latest_snapshot("main") == initial
-        assert store.games() == ["main"]
-        assert replay(initial, store.entries("main")) == final
-
-
-def test_entries_after_and_limit(tmp_path: Path) -> None:
-    _, entries, _ = play()
-    with Store(tmp_path) as store:
-        store.append(entries)
-        assert store.entries("main", after=3) == entries[3:]
-        assert store.entries("main", after=3, limit=2) == entries[3:5]
-        assert store.entries("main", limit=1) == entries[:1]
-        assert store.entries("main", limit=0) == []
-        assert store.entries("main", after=len(entries)) == []
-        assert store.entries("other") == []
-
-
-def test_latest_snapshot_is_the_highest_version(tmp_path: Path) -> None:
-    initial, entries, final = play()
-    middle = replay(initial, entries[:4])
-    with Store(tmp_path) as store:
-        store.append([], [middle])
-        store.append(entries, [final])
-        store.append([], [initial])  # written last, but an older version
-        assert store.latest_snapshot("main") == final
-        store.append([], [final])  # the same version again replaces it
-        assert store.latest_snapshot("main") == final
-
-
-def test_games_are_kept_apart(tmp_path: Path) -> None:
-    _, main_entries, _ = play("main")
-    side_initial, side_entries, side_final = play("side", SCRIPT[:3])
-    with Store(tmp_path) as store:
-        store.append(main_entries + side_entries, [side_initial])
-        assert store.games() == ["main", "side"]
-        assert store.entries("side") == side_entries
-        assert store.count("main") == len(main_entries)
-        assert store.latest_snapshot("main") is None
-        assert replay(side_initial, store.entries("side")) == side_final
-
-
-# --- epoch ------------------------------------------------------------------------------
-
-
-def test_next_epoch_is_durable_across_reopen(tmp_path: Path) -> None:
-    for expected in (1, 2, 3):
-        with Store(tmp_path) as store:
-            assert store.epoch() == expected - 1
-            assert store.next_epoch() == expected
-            assert store.epoch() == expected
-    with Store(tmp_path, read_only=True) as store:
-        assert store.epoch() == 3
-
-
-# --- all or nothing ---------------------------------------------------------------------
-
-
-def test_duplicate_version_in_a_batch_stores_nothing(tmp_path: Path) -> None:
-    initial, entries, final = play()
-    batch = [*entries[:3], entries[1]]
-    with Store(tmp_path) as store:
-        with pytest.raises(StorageUnavailableError):
-            store.append(batch, [final])
-        assert store.entries("main") == []
-        assert store.latest_snapshot("main") is None
-        store.append(entries, [initial])  # the store still works
-        assert store.entries("main") == entries
-
-
-def test_version_already_stored_rejects_the_whole_batch(tmp_path: Path) -> None:
-    _, entries, final = play()
-    with Store(tmp_path) as store:
-        store.append(entries[:4])
-        with pytest.raises(StorageUnavailableError):
-            store.append(entries[4:] + entries[3:4], [final])
-        assert store.entries("main") == entries[:4]
-        assert store.latest_snapshot("main") is None
-    with Store(tmp_path) as store:
-        assert store.entries("main") == entries[:4]
 
 
 # --- readers and writers ----------------------------------------------------------------

@@ -56,6 +56,11 @@ function showError(text) {
   $("message").textContent = text ?? "";
 }
 
+// A command got no answer yet and is being sent again (the hub applies it only once).
+function showResending() {
+  showError("No answer yet; sending again…");
+}
+
 function forgetSession(reason) {
   if (link) link.stop();
   link = null;
@@ -144,7 +149,7 @@ async function send(type, args = {}) {
   if (!["join", "leave", "rename"].includes(type) && snapshot) {
     body.expected_version = snapshot.version;
   }
-  const reply = await link.command(wire.command(session.client_id), body);
+  const reply = await link.command(wire.command(session.client_id), body, { onResend: showResending });
   busy = false;
   showError(reply.ok ? "" : errorInWords(reply.error));
   if (reply.ok && type === "end_turn") points = 0;
@@ -322,7 +327,7 @@ $("join").addEventListener("submit", join);
 $("leave-table").addEventListener("click", async () => {
   if (mySeat()) {
     // Give the seat back first, so that nobody is left holding it.
-    const reply = await link.command(wire.command(session.client_id), { type: "leave" });
+    const reply = await link.command(wire.command(session.client_id), { type: "leave" }, { onResend: showResending });
     if (!reply.ok) return showError(errorInWords(reply.error));
   }
   if (link) link.close();

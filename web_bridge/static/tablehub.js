@@ -60,7 +60,12 @@ export function parseJson(bytes) {
 
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 15000;
-const COMMAND_TIMEOUT_MS = 10000;
+// A command with no reply is sent again, the same payload with the same request_id (the
+// hub applies it at most once: docs/protocol.md, "Retries and duplicates"): after 3 s,
+// then 6 s, 12 s and every 15 s, until 60 s have passed.
+const RESEND_FIRST_MS = 3000;
+const RESEND_MAX_MS = 15000;
+const COMMAND_GIVE_UP_MS = 60000;
 
 // One MQTT connection over the bridge's WebSocket. Reconnects by itself with exponential
 // backoff and jitter (MQTT.js's own reconnect retries at a fixed period, so it is off),
@@ -148,14 +153,32 @@ export class Link {
   }
 
   // Publish a command; resolves with the hub's reply ({ok, version} or {ok: false, error}).
-  command(topic, body) {
-    const requestId = Math.random().toString(36).slice(2, 12);
+  // Without a reply it is sent again (see RESEND_FIRST_MS), calling `onResend(n)` at the
+  // n-th resend; a resend waits while the link is down (MQTT.js would queue every copy).
+  command(topic, body, { onResend = () => {} } = {}) {
+    const requestId = Math.random().toString(36).slice(2, 10) + Date.now().toString(36);
     const payload = JSON.stringify({ ...body, request_id: requestId });
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(requestId);
-        resolve({ ok: false, error: { code: "timeout", message: "No answer from the hub; check the connection and try again." } });
-      }, COMMAND_TIMEOUT_MS);
+      const started = Date.now();
+      let wait = RESEND_FIRST_MS;
+      let resends = 0;
+      let timer = null;
+      const again = () => {
+        const waited = Date.now() - started;
+        if (waited >= COMMAND_GIVE_UP_MS) {
+          this.pending.delete(requestId);
+          resolve({ ok: false, error: { code: "timeout", message: "No answer from the hub; check the connection and try again." } });
+          return;
+        }
+        if (this.client.connected) {
+          this.client.publish(topic, payload, { qos: 1 });
+          resends += 1;
+          onResend(resends);
+        }
+        wait = Math.min(wait * 2, RESEND_MAX_MS);
+        timer = setTimeout(again, Math.min(wait, COMMAND_GIVE_UP_MS - waited));
+      };
+      timer = setTimeout(again, RESEND_FIRST_MS);
       this.pending.set(requestId, (reply) => {
         clearTimeout(timer);
         resolve(reply);
