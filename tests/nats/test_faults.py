@@ -33,6 +33,11 @@ pytestmark = pytest.mark.skipif(nats_server() is None, reason="nats-server is mi
 
 ROUNDS = 5
 SEED = 4222
+KEEPALIVE = 5
+"""The players' MQTT keepalive: paho has no CONNECT timeout of its own and gives up on a
+CONNACK only after the keepalive. A NATS node holds a CONNECT while JetStream has no
+leader for the MQTT session stream, and sends no CONNACK when it gives up (5 s later):
+with paho's 30 s a player could sit that long on one node before trying the next."""
 DEADLINE = 120.0
 """Seconds a round may take to recover (the service answering both players again, then
 the retained state on every node): JetStream's leader elections alone take 4-9 s; the
@@ -94,7 +99,9 @@ def test_kill_9_of_a_nats_node_mid_storm(
         assert _service_port(hub) == ports[0]
         address = HubAddress(ports[0], hub.http_port, data_dir)
         clients = [
-            stack.enter_context(TestClient(ports[k], name, password=password_of(hub, name)))
+            stack.enter_context(
+                TestClient(ports[k], name, password=password_of(hub, name), keepalive=KEEPALIVE)
+            )
             for k, name in ((1, "alice"), (2, "bob"))
         ]
         for client in clients:
