@@ -36,7 +36,8 @@ _NODE_TIMEOUT = 2.0
 3-node NATS cluster, kill -9 of the service's node: the next node holds the CONNECT while
 it asks JetStream for the MQTT session record, whose stream leader died with the node; it
 gives up after its 5 s JetStream API timeout (and then still sends no CONNACK), while the
-new leader is elected ~5 s after the kill (NATS's Raft election timeout is 4-9 s;
+new leader is elected ~5 s after the kill (a follower waits 4-9 s for a lost leader:
+``minElectionTimeoutDefault``/``maxElectionTimeoutDefault`` in nats-server's server/raft.go;
 nats-io/nats-server#3787, #2226: MQTT CONNECTs fail while an MQTT stream has no leader).
 With aiomqtt's single 10 s timeout the service came back 10.3-11 s after the kill; a short
 wait per node lets it ask again once a leader exists."""
