@@ -78,9 +78,11 @@ class Layout:
         clients: list[tuple[Identity, Role]] = [(p, "player") for p in players]
         return self.add("driver", clients + (extra or []), tracks=bool(players))
 
-    def add_spectators(self, spectators: list[Identity]) -> None:
+    def add_spectators(self, spectators: list[Identity], endpoint: Endpoint | None = None) -> None:
         for chunk in split(spectators, 64):
-            self.add("spectators", [(s, "spectator") for s in chunk], tracks=True)
+            self.add(
+                "spectators", [(s, "spectator") for s in chunk], endpoint=endpoint, tracks=True
+            )
 
     def add_idle(self, group: str, idle: list[Identity], endpoint: Endpoint | None = None) -> None:
         for chunk in split(idle, 250):

@@ -98,15 +98,18 @@ def _storm_ratios(summary: dict[Key, dict[str, Spread]], workload: str) -> list[
 
     lines = [
         "| N | hub ÷ hub+mosquitto (TCP) | hub (TCP) ÷ socketio | hub (WS) ÷ socketio "
-        "| hub ÷ hub+mosquitto (WS) |",
-        "|---|---|---|---|---|",
+        "| hub ÷ hub+mosquitto (WS) | hub+nats ÷ hub+mosquitto (TCP) "
+        "| hub+nats3 ÷ hub+nats (TCP) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n in sizes:
         lines.append(
             f"| {n} | {_ratio(get('hub', 'tcp', n), get('hub+mosquitto', 'tcp', n))} "
             f"| {_ratio(get('hub', 'tcp', n), get('socketio', 'sio', n))} "
             f"| {_ratio(get('hub', 'ws', n), get('socketio', 'sio', n))} "
-            f"| {_ratio(get('hub', 'ws', n), get('hub+mosquitto', 'ws', n))} |"
+            f"| {_ratio(get('hub', 'ws', n), get('hub+mosquitto', 'ws', n))} "
+            f"| {_ratio(get('hub+nats', 'tcp', n), get('hub+mosquitto', 'tcp', n))} "
+            f"| {_ratio(get('hub+nats3', 'tcp', n), get('hub+nats', 'tcp', n))} |"
         )
     return lines
 

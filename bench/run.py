@@ -38,7 +38,7 @@ from bench.workloads import WORKLOADS, Plan, Recorder
 __all__ = ["main"]
 
 RESULTS = REPO / "bench" / "results"
-ALL_TARGETS: tuple[TargetName, ...] = ("hub", "hub+mosquitto", "socketio")
+ALL_TARGETS: tuple[TargetName, ...] = ("hub", "hub+mosquitto", "hub+nats", "hub+nats3", "socketio")
 _PACKAGES = (
     "amqtt",
     "paho-mqtt",

@@ -4,6 +4,11 @@
 - ``hub+mosquitto``: Debian's mosquitto configured by ``hub mosquitto-config`` (plus
   ``set_tcp_nodelay true``), and ``hub serve --broker`` for the state service and the web
   bridge (whose ``/mqtt`` then proxies each WebSocket to mosquitto over TCP);
+- ``hub+nats`` / ``hub+nats3``: a NATS cluster of 1 or 3 nodes written by ``hub nats-config``
+  (``.venv/bin/nats-server``; the hub answers its logins through the auth callout) and
+  ``hub serve --broker`` with the cluster's URL (the service on node 1). Clients speak MQTT
+  over TCP straight to the nodes: on 3 nodes the players are on node 2 and the spectators
+  spread evenly over the three, so every command and state crosses the cluster's routes;
 - ``socketio``: the original design, ``bench/baselines/socketio_server.py`` on gevent.
 
 Credentials: every bench user shares one password, and ``users.json`` is written by
@@ -29,14 +34,18 @@ import time
 from pathlib import Path
 from typing import IO, Literal
 
+from argon2 import PasswordHasher
+
 from bench.clients import Endpoint, Identity, Kind, TcpClient
 from bench.errors import BenchError
 from hub.auth import Role, SessionStore, UserStore
 from hub.auth.passwords import mosquitto_hash
 
 __all__ = [
+    "NATS_TARGETS",
     "REPO",
     "HubTarget",
+    "NatsTarget",
     "SocketIOTarget",
     "Target",
     "TargetName",
@@ -48,7 +57,9 @@ REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "bench-shared-password-0123456789"  # noqa: S105 - throwaway, loopback only
 OPERATOR = "bench-op"
 PLAYERS = ("bench-p1", "bench-p2")
-TargetName = Literal["hub", "hub+mosquitto", "socketio"]
+TargetName = Literal["hub", "hub+mosquitto", "hub+nats", "hub+nats3", "socketio"]
+NATS_TARGETS: dict[str, int] = {"hub+nats": 1, "hub+nats3": 3}
+"""The NATS-backed hubs and their node counts (the storm workload only)."""
 _SERVER_ENV = {"HUB_WS_MAX_CONNECTIONS": "5000"}  # the paced table alone needs 502
 
 
@@ -185,6 +196,14 @@ class Target:
     def endpoint(self, kind: Kind) -> Endpoint:
         raise NotImplementedError
 
+    def player_endpoint(self, kind: Kind) -> Endpoint:
+        """Where the players connect."""
+        return self.endpoint(kind)
+
+    def spectator_endpoints(self, kind: Kind) -> list[Endpoint]:
+        """Where the spectators connect, spread evenly over these."""
+        return [self.endpoint(kind)]
+
     def players(self) -> list[Identity]:
         return [Identity(name, name, PASSWORD) for name in PLAYERS]
 
@@ -309,6 +328,105 @@ class HubTarget(Target):
         return self._phones
 
 
+class NatsTarget(HubTarget):
+    """``hub serve --broker`` on a NATS cluster of ``nodes`` nodes (phones are users, as on
+    Mosquitto: their client id is their username, which NATS requires)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        phones: int = 0,
+        *,
+        nodes: int,
+        tcp_client: TcpClient = "paho",
+        hub_src: Path | None = None,
+    ) -> None:
+        super().__init__(workdir, phones, mosquitto=True, tcp_client=tcp_client, hub_src=hub_src)
+        self.name = "hub+nats3" if nodes == 3 else "hub+nats"
+        self.nodes = nodes
+        self.mqtt_ports: list[int] = []
+
+    def _provision(self) -> None:
+        """As on Mosquitto, plus a cheap argon2 hash in the clone: every NATS login is
+        checked by the hub's auth callout against ``password_hash``, whose parameters the
+        hash itself carries; with the hub's own (64 MiB, t=3) a few hundred logins at once
+        overran the callout's 2 s on a loaded 2-core machine and were refused. As for
+        Mosquitto's PBKDF2 above, the storm measures the game, not logins."""
+        super()._provision()
+        path = self.data_dir / UserStore.FILENAME
+        body = json.loads(path.read_text())
+        cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+        for entry in body["users"].values():
+            entry["password_hash"] = cheap
+        path.write_text(json.dumps(body, indent=2))
+        path.chmod(0o600)
+
+    def _cluster(self) -> str:
+        """Write the cluster's configs; start and wait for every node; the service URL."""
+        conf = self.workdir / "nats"
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "hub", "nats-config", "--nodes", str(self.nodes)),
+                *("--out", str(conf), "--bind", "127.0.0.1", "--base-port", "0"),
+            ],
+            cwd=self.hub_src,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            msg = f"hub nats-config failed: {done.stderr}"
+            raise BenchError(msg)
+        cluster = json.loads((conf / "cluster.json").read_text())
+        binary = Path(sys.executable).parent / "nats-server"
+        if not binary.exists():
+            msg = "nats-server is missing (make setup installs it in .venv/bin)"
+            raise BenchError(msg)
+        for index, node in enumerate(cluster["nodes"]):
+            server = ServerProcess(
+                f"nats-node{index + 1}",
+                [str(binary), "-c", node["config"]],
+                self.workdir / f"nats-node{index + 1}.log",
+                {},
+            )
+            server.start(ready_line=False)
+            self.servers.append(server)
+            self.mqtt_ports.append(int(node["mqtt"].rsplit(":", 1)[1]))
+        for server, port in zip(self.servers, self.mqtt_ports, strict=True):
+            _wait_port(port, server.proc, 30)
+        return str(cluster["service_url"])
+
+    def start(self) -> None:
+        self._provision()
+        t0 = time.monotonic()
+        url = self._cluster()
+        hub = self._hub("--broker", url)
+        hub.start(60)
+        self.ready_seconds = time.monotonic() - t0
+        self.servers.append(hub)
+        ready = json.loads((self.data_dir / "ready.json").read_text())
+        self.http_port = int(ready["http_port"])
+        self.mqtt_port = self.mqtt_ports[0]
+
+    def _node(self, index: int) -> Endpoint:
+        return Endpoint("tcp", "127.0.0.1", self.mqtt_ports[index], tcp_client=self.tcp_client)
+
+    def endpoint(self, kind: Kind) -> Endpoint:
+        if kind != "tcp":
+            msg = f"the NATS targets are benchmarked over MQTT/TCP, not {kind}"
+            raise BenchError(msg)
+        return self._node(0)
+
+    def player_endpoint(self, kind: Kind) -> Endpoint:
+        self.endpoint(kind)
+        return self._node(min(1, self.nodes - 1))
+
+    def spectator_endpoints(self, kind: Kind) -> list[Endpoint]:
+        self.endpoint(kind)
+        return [self._node(index) for index in range(self.nodes)]
+
+
 class SocketIOTarget(Target):
     name: TargetName = "socketio"
 
@@ -346,6 +464,10 @@ def make_target(
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "socketio":
         return SocketIOTarget(workdir, phones)
+    if name in NATS_TARGETS:
+        return NatsTarget(
+            workdir, phones, nodes=NATS_TARGETS[name], tcp_client=tcp_client, hub_src=hub_src
+        )
     return HubTarget(
         workdir,
         phones,

@@ -31,7 +31,7 @@ from bench.fleet import Fleet
 from bench.players import STORM_ROUNDS
 from bench.population import Layout, connect, measure_storm
 from bench.procstat import Window, rss_of
-from bench.targets import HubTarget, Target, TargetName, make_target
+from bench.targets import NATS_TARGETS, HubTarget, Target, TargetName, make_target
 from bench.worker import Role, WorkerSpec
 
 __all__ = ["WORKLOADS", "Plan", "Recorder"]
@@ -45,7 +45,7 @@ Body = Callable[[], None]
 class Plan:
     workdir: Path
     repeats: int = 3
-    targets: tuple[TargetName, ...] = ("hub", "hub+mosquitto", "socketio")
+    targets: tuple[TargetName, ...] = ("hub", "hub+mosquitto", "hub+nats", "hub+nats3", "socketio")
     tcp_client: TcpClient = "paho"
     spectator_qos: int = 0
     storm_sizes: tuple[int, ...] = (10, 100, 500)
@@ -120,6 +120,12 @@ def _guarded(rec: Recorder, key: tuple[str, str, str, int], target: Target, body
         target.stop()
 
 
+def _not_nats(plan: Plan) -> tuple[TargetName, ...]:
+    """The targets of the workloads other than ``storm``, which alone runs the NATS-backed
+    hubs (the figures issue #13 asks for)."""
+    return tuple(name for name in plan.targets if name not in NATS_TARGETS)
+
+
 def _kinds(name: TargetName, tcp: bool = True) -> Kind:
     return "sio" if name == "socketio" else "tcp" if tcp else "ws"
 
@@ -134,7 +140,11 @@ def storm(plan: Plan, rec: Recorder) -> None:
     for n in plan.storm_sizes:
         series += [(n, name, _kinds(name)) for name in plan.targets]
         if n in plan.storm_ws_sizes:
-            series += [(n, name, "ws") for name in plan.targets if name != "socketio"]
+            series += [
+                (n, name, "ws")
+                for name in plan.targets
+                if name != "socketio" and name not in NATS_TARGETS  # NATS: over TCP only
+            ]
     for n, name, kind in series:
         _storm_series(plan, rec, Series("storm", name, kind, n, plan.storm_seconds))
 
@@ -142,7 +152,7 @@ def storm(plan: Plan, rec: Recorder) -> None:
 def paced(plan: Plan, rec: Recorder) -> None:
     n = plan.paced_spectators + 2
     count = max(1, math.ceil(plan.paced_seconds / plan.paced_interval))
-    for name in plan.targets:
+    for name in _not_nats(plan):
         kind: Kind = "sio" if name == "socketio" else "ws"
         series = Series("paced", name, kind, n, plan.paced_seconds + 1, plan.paced_interval, count)
         _storm_series(plan, rec, series)
@@ -170,9 +180,12 @@ def _storm_series(plan: Plan, rec: Recorder, series: Series) -> None:
 
 
 def _storms(plan: Plan, rec: Recorder, s: Series, target: Target) -> None:
-    layout = Layout(target.endpoint(s.kind), plan.spectator_qos)
+    layout = Layout(target.player_endpoint(s.kind), plan.spectator_qos)
     driver = layout.add_players(target.players())
-    layout.add_spectators(target.phone_identities()[: s.n - 2])
+    spectators = target.phone_identities()[: s.n - 2]
+    endpoints = target.spectator_endpoints(s.kind)
+    for index, endpoint in enumerate(endpoints):  # evenly over the nodes of a cluster
+        layout.add_spectators(spectators[index :: len(endpoints)], endpoint)
     with Fleet(layout.specs) as fleet:
         joined = connect(fleet, list(range(len(layout.specs))))
         if joined["failed"]:
@@ -197,7 +210,7 @@ def _storms(plan: Plan, rec: Recorder, s: Series, target: Target) -> None:
 def scale(plan: Plan, rec: Recorder) -> None:
     idle = plan.scale_ws + plan.scale_tcp
     n = plan.scale_storm_n
-    for name in plan.targets:
+    for name in _not_nats(plan):
         for repeat in range(plan.repeats):
             workdir = _session_dir(plan, "scale", name, repeat)
             target = make_target(
@@ -275,7 +288,7 @@ def _scale_once(plan: Plan, rec: Recorder, name: TargetName, target: Target) -> 
 
 # --- footprint -----------------------------------------------------------------------------
 def footprint(plan: Plan, rec: Recorder) -> None:
-    for name in plan.targets:
+    for name in _not_nats(plan):
         for repeat in range(plan.repeats):
             workdir = _session_dir(plan, "footprint", name, repeat)
             target = make_target(name, workdir, hub_src=plan.hub_src)
@@ -294,7 +307,7 @@ def _idle(rec: Recorder, target: Target) -> None:
 
 # --- subscription scale --------------------------------------------------------------------
 def subs(plan: Plan, rec: Recorder) -> None:
-    for name in plan.targets:
+    for name in _not_nats(plan):
         if name == "socketio":
             continue  # no subscriptions in the original design
         holders = plan.subs_large - 2  # + the sink + the publisher

@@ -1,11 +1,12 @@
 """MqttTransport: hub.transport.Transport over an MQTT client connection (aiomqtt).
 
 Reconnects forever with capped exponential backoff and jitter, trying the URL's nodes in
-turn (a cluster: the next node at once, the backoff only after a whole round has failed);
-after every reconnect it re-subscribes and calls the service back so it republishes its
-retained topics. A publish
-waiting for its PUBACK when the connection drops fails at once (aiomqtt would wait out its
-whole timeout, and the service with it).
+turn (a cluster: the next node at once, the backoff only after a whole round has failed,
+and a node that does not answer the CONNECT within 2 s is left for the next one, the
+wait doubling with each round that failed); after every reconnect it re-subscribes and
+calls the service back so it republishes its retained topics. A publish waiting for its
+PUBACK when the connection drops fails at once (aiomqtt would wait out its whole timeout,
+and the service with it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ __all__ = ["MqttTransport", "SocketSafeClient"]
 
 _LOGGER = logging.getLogger(__name__)
 _BACKOFF_CAP = 10.0
+_NODE_TIMEOUT = 2.0
+"""Seconds a cluster's node may take to answer the CONNECT before the next one is tried
+(doubled after each whole round that failed, up to ``connect_timeout``). Measured on a
+3-node NATS cluster, kill -9 of the service's node: the next node holds the CONNECT while
+it asks JetStream for the MQTT session record, whose stream leader died with the node; it
+gives up after its 5 s JetStream API timeout (and then still sends no CONNACK), while the
+new leader is elected ~5 s after the kill (a follower waits 4-9 s for a lost leader:
+``minElectionTimeoutDefault``/``maxElectionTimeoutDefault`` in nats-server's server/raft.go;
+nats-io/nats-server#3787, #2226: MQTT CONNECTs fail while an MQTT stream has no leader).
+With aiomqtt's single 10 s timeout the service came back 10.3-11 s after the kill; a short
+wait per node lets it ask again once a leader exists."""
 
 
 class SocketSafeClient(aiomqtt.Client):
@@ -91,7 +103,15 @@ class MqttTransport:
         self._callbacks: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    def _new_client(self, host: str, port: int) -> aiomqtt.Client:
+    def _attempt_timeout(self, attempt: int) -> float:
+        """How long the CONNECT of attempt ``attempt`` (from 0 since the last connection) may
+        take: one node alone gets the whole ``connect_timeout``."""
+        nodes = len(self._url.endpoints)
+        if nodes == 1:
+            return self._connect_timeout
+        return min(self._connect_timeout, _NODE_TIMEOUT * 2.0 ** (attempt // nodes))
+
+    def _new_client(self, host: str, port: int, timeout: float) -> aiomqtt.Client:
         will = (
             aiomqtt.Will(self._will[0], self._will[1], qos=1, retain=True) if self._will else None
         )
@@ -104,7 +124,7 @@ class MqttTransport:
             identifier=self._client_id,
             will=will,
             keepalive=self._keepalive,
-            timeout=self._connect_timeout,
+            timeout=timeout,  # the CONNECT's; subscribe and publish pass their own
         )
 
     async def __aenter__(self) -> Self:
@@ -137,10 +157,11 @@ class MqttTransport:
         while True:
             host, port = endpoints[node % len(endpoints)]
             try:
-                async with self._new_client(host, port) as client:
+                timeout = self._attempt_timeout(attempt)
+                async with self._new_client(host, port, timeout) as client:
                     _no_delay(client)
                     for topic_filter in self._filters:
-                        await _subscribe(client, topic_filter)
+                        await _resubscribe(client, topic_filter, self._connect_timeout)
                     self._lost = asyncio.get_running_loop().create_future()
                     self._client = client
                     self._connected.set()
@@ -193,7 +214,7 @@ class MqttTransport:
         if client is not None:
             try:
                 for topic_filter in filters:
-                    await _subscribe(client, topic_filter)
+                    await _subscribe(client, topic_filter, self._connect_timeout)
             except _RefusedError as exc:  # not asked again at each reconnect
                 self._filters.remove(exc.topic_filter)
                 msg = f"cannot subscribe: {exc}"
@@ -209,7 +230,9 @@ class MqttTransport:
         if client is None or lost is None:
             msg = f"not connected to the broker {self._url}"
             raise TransportError(msg)
-        publishing = asyncio.ensure_future(client.publish(topic, payload, qos=qos, retain=retain))
+        publishing = asyncio.ensure_future(
+            client.publish(topic, payload, qos=qos, retain=retain, timeout=self._connect_timeout)
+        )
         try:
             await asyncio.wait((publishing, lost), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -232,13 +255,33 @@ class MqttTransport:
         self._callbacks.append(callback)
 
 
-async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
+async def _subscribe(client: aiomqtt.Client, topic_filter: str, wait: float) -> None:
     """Subscribe at QoS 1; a refusal (SUBACK 0x80) is an error, not a silent deafness: a
     NATS node refuses QoS 1 subscriptions while JetStream has no leader for its MQTT
     streams (seconds after another node died), and the link then tries the next node."""
-    codes = await client.subscribe(topic_filter, qos=1)
+    codes = await client.subscribe(topic_filter, qos=1, timeout=wait)
     if any(code.is_failure if isinstance(code, ReasonCode) else code >= 0x80 for code in codes):
         raise _RefusedError(topic_filter)
+
+
+_RESUBSCRIBE_TRIES = 3
+
+
+async def _resubscribe(client: aiomqtt.Client, topic_filter: str, wait: float) -> None:
+    """Subscribe after a (re)connect, asking again on the same connection when refused: a
+    NATS node answers SUBACK 0x80 when its JetStream request for the subscription's
+    consumer timed out (5 s) for want of a leader, seconds after another node died. A new
+    connection would wait for JetStream's leaders as well, and load the session first;
+    measured, the link spent 5-10 s more per refusal by moving on. After the last refusal
+    the link moves on to the next node."""
+    for _ in range(_RESUBSCRIBE_TRIES - 1):
+        try:
+            await _subscribe(client, topic_filter, wait)
+        except _RefusedError:
+            _LOGGER.warning("the broker refused the subscription to %s; asking again", topic_filter)
+        else:
+            return
+    await _subscribe(client, topic_filter, wait)
 
 
 class _RefusedError(aiomqtt.MqttError):

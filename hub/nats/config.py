@@ -54,8 +54,11 @@ CLUSTER_FILE = "cluster.json"
 CONFIG_FILE = "nats.conf"
 CLUSTER_NAME = "tablehub"
 _PORTS_PER_NODE = 10
-_RANDOM_BASES = range(20000, 60000, 10)
-"""Where ``base_port=0`` picks (tests): NATS cannot report an ephemeral MQTT port."""
+_RANDOM_BASES = range(10000, 32000, 10)
+"""Where ``base_port=0`` picks (tests): NATS cannot report an ephemeral MQTT port. Below
+Linux's ephemeral range (32768-60999 by default): a port in it can be taken by any
+outgoing connection while a node is down, and a client retrying a dead node's port there
+can even connect to itself (TCP simultaneous open), so the node could not restart on it."""
 
 
 class _Frozen(BaseModel):

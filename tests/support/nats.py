@@ -12,16 +12,21 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+import paho.mqtt.client as paho
 
 from hub.nats.config import Cluster, NodeInfo, write_cluster
 from hub.protocol.broker_url import parse_broker_url
 from tests.support.mosquitto import can_login
+from tests.support.mqtt import TestClient
 
-__all__ = ["NatsCluster", "nats_server", "node_port"]
+__all__ = ["NatsCluster", "fail_over", "nats_server", "node_port"]
 
 _ATTEMPTS = 5
 _IN_USE = "address already in use"
@@ -133,6 +138,34 @@ class NatsCluster:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
+    def restart(self, index: int, timeout: float = 60.0) -> None:
+        """Start node ``index`` (from 0) again from its config, after ``kill``; return once
+        the service can log in on it (JetStream up there again)."""
+        proc = self.procs[index]
+        assert proc is None or proc.poll() is not None, f"node{index + 1} is running"
+        logged = len(self.log_text(index))
+        self.procs[index] = self._start_node(index)
+        url = parse_broker_url(self.url)
+        password = url.password.get_secret_value() if url.password else ""
+        deadline = time.monotonic() + timeout
+        while not can_login(self.mqtt_port(index), "service", password, f"ready-{index}"):
+            restarted = self.procs[index]
+            if restarted is not None and restarted.poll() is not None:
+                text = self.log_text(index)[logged:]
+                if _IN_USE not in text or time.monotonic() > deadline:
+                    msg = f"nats node{index + 1} exited: {text[-2000:]}"
+                    raise RuntimeError(msg)
+                # one of its ports is held by another socket meanwhile (an outgoing
+                # connection's local port): the same ports again, a bit later
+                time.sleep(0.5)
+                logged = len(self.log_text(index))
+                self.procs[index] = self._start_node(index)
+                continue
+            if time.monotonic() > deadline:
+                msg = f"nats node{index + 1} not ready in {timeout} s after its restart"
+                raise TimeoutError(msg)
+            time.sleep(0.05)
+
     def _stop_all(self) -> None:
         for proc in self.procs:
             if proc is not None and proc.poll() is None:
@@ -153,3 +186,31 @@ class NatsCluster:
         tb: TracebackType | None,
     ) -> None:
         self._stop_all()
+
+
+def fail_over(client: TestClient, ports: Sequence[int]) -> None:
+    """From now on each reconnect of ``client`` goes to the next of ``ports`` (paho by
+    itself reconnects to the one port it was given, a node that may be dead), and a
+    subscription the node refuses is asked again: a NATS node refuses QoS 1 subscriptions
+    (SUBACK 0x80) while JetStream has no leader for the MQTT streams, seconds after another
+    node died, and the client's resubscription after a reconnect would stay refused. Call
+    it once the client is subscribed (``TestClient.subscribe`` sets its own callback)."""
+
+    def next_node(raw: paho.Client, _userdata: object) -> None:
+        # paho's ``port`` setter refuses while it is CONNECTING, which it is when it calls
+        # on_pre_connect (and an exception there ends its network thread): the field.
+        raw._port = ports[(ports.index(raw.port) + 1) % len(ports)]
+
+    def again() -> None:
+        if client._client.is_connected():
+            for topic_filter, qos in client._filters:
+                client._client.subscribe(topic_filter, qos)
+
+    def check(_raw: paho.Client, _userdata: object, _mid: int, codes: list[Any], *_: Any) -> None:
+        if any(getattr(code, "is_failure", False) for code in codes):
+            timer = threading.Timer(0.5, again)
+            timer.daemon = True
+            timer.start()
+
+    client._client.on_pre_connect = next_node
+    client._client.on_subscribe = check
