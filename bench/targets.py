@@ -40,6 +40,7 @@ from bench.clients import Endpoint, Identity, Kind, TcpClient
 from bench.errors import BenchError
 from hub.auth import Role, SessionStore, UserStore
 from hub.auth.passwords import mosquitto_hash
+from hub.protocol import parse_broker_url
 
 __all__ = [
     "NATS_TARGETS",
@@ -401,6 +402,7 @@ class NatsTarget(HubTarget):
         self._provision()
         t0 = time.monotonic()
         url = self._cluster()
+        self._users_into_cluster(url)
         hub = self._hub("--broker", url)
         hub.start(60)
         self.ready_seconds = time.monotonic() - t0
@@ -408,6 +410,15 @@ class NatsTarget(HubTarget):
         ready = json.loads((self.data_dir / "ready.json").read_text())
         self.http_port = int(ready["http_port"])
         self.mqtt_port = self.mqtt_ports[0]
+
+    def _users_into_cluster(self, url: str) -> None:
+        """On NATS the hub reads users from the cluster's key-value bucket, not the data
+        dir: the provisioned ones are put there as they are (hashes included)."""
+        from hub.nats.stores import cluster_stores  # noqa: PLC0415 - nats-py only on NATS
+
+        with cluster_stores(parse_broker_url(url)) as stores:
+            for user in UserStore(self.data_dir).list():
+                stores.users.put(user)
 
     def _node(self, index: int) -> Endpoint:
         return Endpoint("tcp", "127.0.0.1", self.mqtt_ports[index], tcp_client=self.tcp_client)

@@ -26,12 +26,15 @@ from typing import Any, Self, TypeVar
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsClientError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import KeyValueConfig
 from nats.js.errors import (
     BucketNotFoundError,
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
+    ServiceUnavailableError,
 )
 from nats.js.kv import KeyValue
 
@@ -44,6 +47,8 @@ _T = TypeVar("_T")
 CALL_TIMEOUT = 10.0
 """Seconds a store's call waits for the cluster (a node lost: nats-py reconnects)."""
 _DELETES = ("DEL", "PURGE")
+BUCKET_TIMEOUT = 60.0
+"""Seconds opening a bucket waits for JetStream (a cluster just started elects leaders)."""
 GUARD_SECONDS = 2.0
 """How often a mirror checks that its watch keeps up with the cluster."""
 
@@ -299,18 +304,35 @@ class KvCluster:
         """Open or create bucket ``name`` and mirror it (returns once the copy is whole)."""
 
         async def open_bucket() -> Mirror:
-            js = self.js
-            try:
-                kv = await js.key_value(name)
-            except BucketNotFoundError:
-                config = KeyValueConfig(bucket=name, history=history, replicas=self.replicas)
-                kv = await js.create_key_value(config)
+            kv = await self._open_or_create(name, history)
             mirror = Mirror(self, kv, f"KV_{name}")
             await mirror.start()
             self._mirrors.append(mirror)
             return mirror
 
-        return self.call(open_bucket, timeout=30)
+        return self.call(open_bucket, timeout=BUCKET_TIMEOUT + CALL_TIMEOUT)
+
+    async def _open_or_create(self, name: str, history: int) -> KeyValue:
+        """The bucket, created if missing. A cluster just started has no JetStream leader
+        for a few seconds (its API calls time out or answer 503): asked again until
+        ``BUCKET_TIMEOUT``, so `hub serve` may start right after the nodes."""
+        deadline = asyncio.get_running_loop().time() + BUCKET_TIMEOUT
+        js = self.js
+        while True:
+            kv: KeyValue
+            try:
+                try:
+                    kv = await js.key_value(name)
+                except BucketNotFoundError:
+                    config = KeyValueConfig(bucket=name, history=history, replicas=self.replicas)
+                    kv = await js.create_key_value(config)
+            except (NatsTimeoutError, ServiceUnavailableError, NoRespondersError) as exc:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                _LOGGER.info("JetStream not ready yet (%r): asking again", exc)
+                await asyncio.sleep(0.5)
+            else:
+                return kv
 
     def __exit__(
         self,

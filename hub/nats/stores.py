@@ -146,6 +146,14 @@ class KvUserStore(UserLookup):
             raise _failed(f"cannot add user {name!r}", exc) from exc
         return user
 
+    def put(self, user: User) -> None:
+        """Store ``user`` as it is (its hashes already made), replacing any of that name:
+        users moved from a data dir's store into the cluster keep their passwords."""
+        try:
+            self._bucket.put(_key(user.name), json.dumps(asdict(user)).encode())
+        except NatsError as exc:
+            raise _failed(f"cannot store user {user.name!r}", exc) from exc
+
     def remove(self, name: str) -> None:
         try:
             if self._bucket.fetch(_key(name)) is None:
