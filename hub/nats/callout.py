@@ -36,7 +36,15 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsClientError
 
-from hub.auth import Acl, Identity, LoginGate, Role, TooManyAttemptsError, VerifierBusyError
+from hub.auth import (
+    Acl,
+    AuthError,
+    Identity,
+    LoginGate,
+    Role,
+    TooManyAttemptsError,
+    VerifierBusyError,
+)
 from hub.auth.login import LoginCheck
 from hub.nats.config import CalloutConfig
 from hub.nats.errors import NatsError
@@ -275,6 +283,9 @@ class AuthCallout:
         except (TooManyAttemptsError, VerifierBusyError) as exc:
             _LOGGER.warning("refused login as %r from %s unchecked: %s", name, address, exc)
             return "too many login attempts"
+        except AuthError as exc:  # the cluster's user or session store unreachable
+            _LOGGER.warning("refused login as %r from %s unchecked: %s", name, address, exc)
+            return "logins cannot be checked right now"
         identity = login.identity
         client_id = info.get("mqtt_id")
         if (
