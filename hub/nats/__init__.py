@@ -1,6 +1,7 @@
 """The hub on a NATS cluster: ``hub nats-config`` writes the cluster's files (config.py);
 the auth callout answers its logins from the hub's users and player sessions (callout.py,
-JWTs in jwt.py, MQTT topic filters as NATS subjects in subjects.py).
+JWTs in jwt.py, MQTT topic filters as NATS subjects in subjects.py); the state service's
+journal is a JetStream stream (journal.py).
 
 Errors::
 
