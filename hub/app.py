@@ -126,7 +126,7 @@ def _raise_open_file_limit(wanted: int) -> None:
 
 
 def _service_options(
-    settings: HubSettings, epoch: int, started_at: datetime, instance: str
+    settings: HubSettings, epoch: int, started_at: datetime, instance: str, *, guard: bool
 ) -> ServiceOptions:
     return ServiceOptions(
         topics=settings.topics,
@@ -141,6 +141,7 @@ def _service_options(
         command_burst=settings.command_burst,
         default_turn_seconds=settings.default_turn_seconds,
         instance=instance,
+        guard_status=guard,
     )
 
 
@@ -473,7 +474,9 @@ async def _serve_active(shared: _Shared, stop: asyncio.Event, *, may_act: Lease 
         service = StateService(
             link.transport,
             shared.journal,
-            _service_options(settings, epoch, started_at, shared.instance),
+            _service_options(
+                settings, epoch, started_at, shared.instance, guard=may_act is not None
+            ),
             role_resolver(shared.users),
             extra_retained=_join_topics(settings, shared.join_codes, shared.links, seats),
             on_kick=_revoker(sessions),

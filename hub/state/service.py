@@ -108,6 +108,10 @@ class ServiceOptions:
     """The turn clock of a ``start`` that does not say (None: no clock)."""
     instance: str | None = None
     """This service's instance name, in ``R/status``."""
+    guard_status: bool = False
+    """Watch ``R/status`` and publish ours again over anyone else's (on a NATS cluster: the
+    last will of an instance that was active before, which the broker publishes when it
+    gives up on that instance's connection, maybe long after a standby took over)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,8 @@ class _Batch:
     """Command topics holding a retained command, to clear."""
     remembered: list[Remembered] = field(default_factory=list)
     """Replies to keep in the dedupe window, committed with the entries."""
+    status: bool = False
+    """Someone else's status was published: publish ours again."""
 
 
 class StateService:
@@ -194,7 +200,10 @@ class StateService:
         self._dedupe = DedupeWindow(remembered=await self._journal.remembered())
         # Subscribed before ``online`` is published: a client that sees the status (after a
         # standby took over) and sends at once finds the service listening.
-        await self._transport.subscribe(self._topics.command_filter, self._topics.presence_filter)
+        filters = [self._topics.command_filter, self._topics.presence_filter]
+        if self._opts.guard_status:
+            filters.append(self._topics.status)
+        await self._transport.subscribe(*filters)
         await self._republish()
         self._transport.on_reconnect(self._republish)
         self._tasks = [
@@ -336,11 +345,15 @@ class StateService:
             client_id = self._topics.parse_presence(message.topic)
             if client_id is not None:
                 self._presence(message, client_id, now, batch)
+            elif message.topic == self._topics.status and self._opts.guard_status:
+                batch.status = batch.status or self._foreign_status(message.payload)
         stored = True
         if batch.entries or batch.remembered:
             stored = await self._commit(batch)
         for game in {*batch.before, *(d.game for d in due)}:
             self._set_timer(game, retry=not stored)
+        if batch.status:
+            await self._publish_status("online")
         for game in sorted(batch.dirty):
             await self._publish_state(game)
         for event in batch.events:
@@ -635,6 +648,23 @@ class StateService:
         view = self.snapshot(game)
         assert view is not None
         await self._send(self._topics.game_state(game), encode(view), retain=True)
+
+    def _foreign_status(self, payload: bytes) -> bool:
+        """Whether a status seen on ``R/status`` is not this service's own online one."""
+        try:
+            seen = decode_model(payload, Status)
+        except DecodeError:
+            return True  # cleared or garbled: ours goes back
+        mine = (seen.state, seen.epoch, seen.instance)
+        if mine == ("online", self.epoch, self._opts.instance):
+            return False
+        _LOGGER.warning(
+            "R/status says %s (epoch %d, instance %s): publishing ours again",
+            seen.state,
+            seen.epoch,
+            seen.instance,
+        )
+        return True
 
     async def _publish_status(self, state: str) -> None:
         status = Status(

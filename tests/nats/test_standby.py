@@ -131,9 +131,9 @@ class _Game:
             stack.callback(service.__exit__, None, None, None)
         self.services["a"].start().wait_line("tablehub ready")
         self.services["b"].start().wait_line("tablehub standby")
-        operator = (data_dir / "operator.txt").read_text().strip()
+        self.operator = (data_dir / "operator.txt").read_text().strip()
         self.watcher = stack.enter_context(
-            TestClient(cluster.mqtt_port(2), "watcher", username="operator", password=operator)
+            TestClient(cluster.mqtt_port(2), "watcher", username="operator", password=self.operator)
         )
         self.watcher.subscribe(TOPICS.status)
         self.watcher.wait_for(_online("a"), 30)
@@ -251,3 +251,43 @@ def test_a_command_resent_across_a_failover_is_applied_once(
                 replies[0]["version"]
             ]
             game.services[active].start().wait_line("tablehub standby")
+
+
+@pytest.mark.timeout(300)
+def test_a_late_last_will_of_an_old_active_service_is_overwritten(
+    tmp_path: Path, cluster: NatsCluster
+) -> None:
+    """The broker publishes an old active's last will (retained ``offline``) when it gives up
+    on its connection, which may be long after a standby took over (a paused process):
+    the active one publishes its own status again at once."""
+    with ExitStack() as stack:
+        game = _Game(stack, tmp_path, cluster)
+        game.storm.pause()
+        url = parse_broker_url(cluster.url)
+        assert url.password is not None
+        late_will = {
+            "state": "offline",
+            "epoch": 1,
+            "version": "0.1.0",
+            "started_at": "2026-12-06T00:00:00Z",
+            "instance": "gone",
+        }
+        service = stack.enter_context(
+            TestClient(
+                cluster.mqtt_port(1),
+                "tablehub-service-gone",
+                username=url.username,
+                password=url.password.get_secret_value(),
+            )
+        )
+        mark = game.mark()
+        service.publish(TOPICS.status, late_will, retain=True)
+        game.watcher.wait_for(lambda m: m.json() == late_will, 30, after=mark)
+        game.watcher.wait_for(_online("a"), 30, after=mark)
+        with TestClient(
+            cluster.mqtt_port(0), "late", username="operator", password=game.operator
+        ) as late:
+            late.subscribe(TOPICS.status)
+            retained = late.wait_for(lambda m: m.topic == TOPICS.status, 30).json()
+        assert retained["instance"] == "a"
+        assert retained["state"] == "online"
