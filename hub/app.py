@@ -531,11 +531,9 @@ async def _serve_active(shared: _Shared, stop: asyncio.Event, *, may_act: Lease 
             "instance": shared.instance,
         }
         write_atomic(settings.data_dir / READY_FILE, json.dumps(ready) + "\n", mode=0o644)
-        print(
-            f"tablehub ready mqtt={ready['mqtt']} http={ready['http']}"
-            f" instance={shared.instance} epoch={service.epoch}",
-            flush=True,
-        )
+        # The line's format is the operator's contract (README); instance and epoch are in
+        # ready.json and R/status.
+        print(f"tablehub ready mqtt={ready['mqtt']} http={ready['http']}", flush=True)
         waits = [asyncio.create_task(stop.wait()), asyncio.create_task(service.fenced())]
         if may_act is not None:
             waits.append(asyncio.create_task(may_act.lost()))
