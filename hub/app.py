@@ -1,5 +1,11 @@
 """``hub serve``: broker, state service and web bridge in one asyncio process.
 
+On a NATS cluster several may run: each answers the cluster's logins (the auth callout)
+and waits as a standby (``tablehub standby ...``) until it holds the lease
+(hub.nats.lease); then it takes the next epoch in the replicated journal, rebuilds every
+game from it, publishes and serves (``tablehub ready ...``) until it is stopped or loses
+the lease, and then goes back to standby.
+
 Signals only set a flag; the drain then runs in reverse order of start: HTTP stops,
 the state service finishes the commands it holds and publishes retained ``offline``,
 the broker disconnects everyone and closes.
@@ -8,14 +14,16 @@ the broker disconnects everyone and closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import resource
 import signal
+import socket
 import sqlite3
 from collections.abc import Callable, Iterable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,12 +48,15 @@ from hub.auth.passwords import new_password
 from hub.auth.sweeper import SessionSweeper
 from hub.clock import utc_now
 from hub.files import write_atomic
+from hub.journals import hub_journal, point_to_journal
 from hub.link import MqttTransport
 from hub.link.dynsec import DynsecSeats
 from hub.nats.errors import NatsError
 from hub.protocol import JoinCode, Status, encode
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
+from hub.state.errors import FencedError
+from hub.state.journal import Journal, JournalReader
 from hub.state.service import OnKick, RoleOf, ServiceOptions, StateService
 from hub.state.store import SqliteJournal
 from hub.transport import Transport
@@ -57,12 +68,14 @@ from web_bridge.server import HttpServer
 
 if TYPE_CHECKING:
     from hub.nats.callout import AuthCallout
+    from hub.nats.lease import Lease
 
 __all__ = [
     "FIRST_OPERATOR",
     "OPERATOR_FILE",
     "READY_FILE",
     "ensure_operator",
+    "instance_name",
     "join_payload",
     "role_resolver",
     "serve",
@@ -72,6 +85,11 @@ _LOGGER = logging.getLogger(__name__)
 READY_FILE = "ready.json"
 OPERATOR_FILE = "operator.txt"
 FIRST_OPERATOR = "operator"
+_EPOCH_TRIES = 20
+
+
+def _always() -> bool:
+    return True
 
 
 def role_resolver(users: Users) -> RoleOf:
@@ -112,7 +130,9 @@ def _raise_open_file_limit(wanted: int) -> None:
         _LOGGER.warning("open files limited to %d; fewer clients than configured fit", target)
 
 
-def _service_options(settings: HubSettings, epoch: int, started_at: datetime) -> ServiceOptions:
+def _service_options(
+    settings: HubSettings, epoch: int, started_at: datetime, instance: str, *, guard: bool
+) -> ServiceOptions:
     return ServiceOptions(
         topics=settings.topics,
         games=settings.games,
@@ -125,6 +145,8 @@ def _service_options(settings: HubSettings, epoch: int, started_at: datetime) ->
         command_rate=settings.command_rate_limit,
         command_burst=settings.command_burst,
         default_turn_seconds=settings.default_turn_seconds,
+        instance=instance,
+        guard_status=guard,
     )
 
 
@@ -151,21 +173,25 @@ async def _link(
     logins: tuple[LoginGate, PasswordVerifier],
     epoch: int,
     started_at: datetime,
+    instance: str,
+    end_client: Callable[[str, str], None] | None,
 ) -> _Link:
     """The embedded broker's in-process link, or a client link to ``--broker``."""
     url = settings.broker_url
     if url is not None:
-        end_client = None
-        if url.callout is not None:
-            callout = await _answer_nats_logins(
-                stack, settings, url.callout, users=users, sessions=sessions, logins=logins
-            )
-            end_client = callout.end_client
-        offline = Status(state="offline", epoch=epoch, version=__version__, started_at=started_at)
+        offline = Status(
+            state="offline",
+            epoch=epoch,
+            version=__version__,
+            started_at=started_at,
+            instance=instance,
+        )
+        # The client id names the instance: standbys and the active one never share one
+        # (a broker would disconnect one of two clients with the same id).
+        name = url.username or "service"
+        client_id = f"tablehub-{name}" if url.callout is None else f"tablehub-{name}-{instance}"
         link = MqttTransport(
-            url,
-            client_id=f"tablehub-{url.username or 'service'}",
-            will=(settings.topics.status, encode(offline)),
+            url, client_id=client_id, will=(settings.topics.status, encode(offline))
         )
         await stack.enter_async_context(link)
         return _Link(
@@ -280,8 +306,31 @@ def _revoker(sessions: Sessions) -> OnKick:
     return revoke
 
 
+def instance_name(settings: HubSettings) -> str:
+    """``--instance``, or this host's name and pid."""
+    return settings.instance or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(slots=True)
+class _Shared:
+    """What a hub process holds whether it is the active service or a standby."""
+
+    settings: HubSettings
+    instance: str
+    journal: Journal
+    users: Users
+    sessions: Sessions
+    join_codes: JoinCodes
+    logins: tuple[LoginGate, PasswordVerifier]
+    links: JoinLinks
+    end_client: Callable[[str, str], None] | None
+    history: Callable[[], AbstractAsyncContextManager[JournalReader]]
+
+
 async def serve(settings: HubSettings) -> None:
-    """Run until SIGTERM/SIGINT, then drain politely."""
+    """Run until SIGTERM/SIGINT, then drain politely. On a NATS cluster (``?callout=``),
+    wait as a standby until this instance holds the lease, serve while it does, and go
+    back to standby when it loses it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -290,25 +339,129 @@ async def serve(settings: HubSettings) -> None:
     _raise_open_file_limit(settings.max_connections + settings.ws_max_connections + 256)
     ready_file = settings.data_dir / READY_FILE
     ready_file.unlink(missing_ok=True)
+    instance = instance_name(settings)
+    url = settings.broker_url
     async with AsyncExitStack() as stack:
         stores = stack.enter_context(auth_stores(settings))
         users, sessions, join_codes = stores.users, stores.sessions, stores.join_codes
         ensure_operator(users, settings.data_dir)
-        journal = await stack.enter_async_context(SqliteJournal(settings.data_dir))
-        epoch, started_at = await journal.next_epoch(), utc_now()
+        journal: Journal = await stack.enter_async_context(hub_journal(settings))
+        point_to_journal(settings)
         gate, verifier = login_checks(settings, users)
         stack.enter_context(verifier)
-        links = JoinLinks(settings.public_url, settings.bind)
+        end_client = None
+        if url is not None and url.callout is not None:
+            callout = await _answer_nats_logins(
+                stack,
+                settings,
+                url.callout,
+                users=users,
+                sessions=sessions,
+                logins=(gate, verifier),
+            )
+            end_client = callout.end_client
+            sessions.on_end(_closer(callout.end_client))
+        await stack.enter_async_context(SessionSweeper(sessions, settings.session_sweep_interval))
+        on_nats = url is not None and url.callout is not None
+
+        def history() -> AbstractAsyncContextManager[JournalReader]:
+            if on_nats:  # the live journal catches up with the stream itself
+                return contextlib.nullcontext(journal)
+            return SqliteJournal(settings.data_dir, read_only=True)  # its own connection
+
+        shared = _Shared(
+            settings=settings,
+            instance=instance,
+            journal=journal,
+            users=users,
+            sessions=sessions,
+            join_codes=join_codes,
+            logins=(gate, verifier),
+            links=JoinLinks(settings.public_url, settings.bind),
+            end_client=end_client,
+            history=history,
+        )
+        if url is None or url.callout is None:
+            await _serve_active(shared, stop, may_act=None)
+        else:
+            await _serve_replicated(shared, stop, url.callout)
+        _LOGGER.info("stopping: draining commands, publishing offline status")
+    ready_file.unlink(missing_ok=True)
+    _LOGGER.info("stopped")
+
+
+async def _serve_replicated(shared: _Shared, stop: asyncio.Event, callout_file: str) -> None:
+    """Standby until the lease is ours, active while it is, over and over until stopped."""
+    from hub.nats.config import read_callout  # noqa: PLC0415 - nats-py only on NATS
+    from hub.nats.lease import Lease  # noqa: PLC0415
+
+    url = shared.settings.broker_url
+    assert url is not None
+    config = read_callout(Path(callout_file))
+    password = url.password.get_secret_value() if url.password else None
+
+    def standing_by(holder: str | None) -> None:
+        print(f"tablehub standby instance={shared.instance} active={holder or '?'}", flush=True)
+
+    async with Lease(
+        config.servers,
+        url.username,
+        password,
+        instance=shared.instance,
+        seconds=shared.settings.lease_seconds,
+    ) as lease:
+        while not stop.is_set():
+            acquire = asyncio.create_task(lease.acquire(standing_by))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not acquire.done():
+                acquire.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await acquire
+                return
+            try:
+                await _serve_active(shared, stop, may_act=lease)
+            except FencedError as exc:
+                _LOGGER.warning("could not take over (another instance wrote): %s", exc)
+            if stop.is_set():
+                return
+            await lease.release()
+            _LOGGER.warning("%s steps down to standby", shared.instance)
+            (shared.settings.data_dir / READY_FILE).unlink(missing_ok=True)
+
+
+async def _first_epoch(journal: Journal) -> int:
+    """Take the next epoch; a writer that was still finishing (it lost the lease a moment
+    ago) may fence the first tries off: catch up and try again."""
+    for _ in range(_EPOCH_TRIES - 1):
+        try:
+            return await journal.next_epoch()
+        except FencedError as exc:
+            _LOGGER.warning("taking the epoch: %s; trying again", exc)
+            await asyncio.sleep(0.05)
+    return await journal.next_epoch()
+
+
+async def _serve_active(shared: _Shared, stop: asyncio.Event, *, may_act: Lease | None) -> None:
+    """Serve as the active service until stopped, or until the lease is lost or the journal
+    fences this instance off."""
+    settings = shared.settings
+    sessions = shared.sessions
+    async with AsyncExitStack() as stack:
+        epoch, started_at = await _first_epoch(shared.journal), utc_now()
         link = await _link(
             stack,
             settings,
-            users=users,
+            users=shared.users,
             sessions=sessions,
-            logins=(gate, verifier),
+            logins=shared.logins,
             epoch=epoch,
             started_at=started_at,
+            instance=shared.instance,
+            end_client=shared.end_client,
         )
-        if link.end_client is not None:
+        if link.end_client is not None and shared.end_client is None:
             sessions.on_end(_closer(link.end_client))
         seats: Seats = SessionsCheckedByBroker()
         if settings.broker_url is not None and settings.broker_url.callout is None:
@@ -319,16 +472,19 @@ async def serve(settings: HubSettings) -> None:
             )
             seats = await stack.enter_async_context(dynsec)
             sessions.on_end(dynsec.session_ended)
-        await stack.enter_async_context(SessionSweeper(sessions, settings.session_sweep_interval))
         service = StateService(
             link.transport,
-            journal,
-            _service_options(settings, epoch, started_at),
-            role_resolver(users),
-            extra_retained=_join_topics(settings, join_codes, links, seats),
+            shared.journal,
+            _service_options(
+                settings, epoch, started_at, shared.instance, guard=may_act is not None
+            ),
+            role_resolver(shared.users),
+            extra_retained=_join_topics(settings, shared.join_codes, shared.links, seats),
             on_kick=_revoker(sessions),
+            may_act=may_act.held if may_act is not None else _always,
         )
         await stack.enter_async_context(service)
+        join_codes = shared.join_codes
 
         async def rotate_join_code(game: str) -> str:
             code = await asyncio.to_thread(join_codes.rotate, game)
@@ -336,6 +492,7 @@ async def serve(settings: HubSettings) -> None:
             await service.publish_extra()
             return code
 
+        gate, verifier = shared.logins
         bridge = Bridge(
             games=settings.games,
             topics=settings.topics,
@@ -344,9 +501,9 @@ async def serve(settings: HubSettings) -> None:
             sessions=sessions,
             join_codes=join_codes,
             rotate_join_code=rotate_join_code,
-            join_links=links,
+            join_links=shared.links,
             snapshots=service,
-            history=JournalHistory(settings.data_dir),
+            history=JournalHistory(shared.history),
             metrics=ServiceMetrics(service, sessions, settings.data_dir, link.clients_by_role),
             gateway=link.gateway,
             health=health_of(settings.data_dir, service, link.running),
@@ -363,7 +520,7 @@ async def serve(settings: HubSettings) -> None:
                 trusted_proxies=settings.trusted_proxies,
             )
         )
-        links.start(http.port)
+        shared.links.start(http.port)
         await service.publish_extra()  # the join links, now that the HTTP port is known
         ready = {
             "mqtt": f"{link.host}:{link.port}",
@@ -372,10 +529,15 @@ async def serve(settings: HubSettings) -> None:
             "http_port": http.port,
             "epoch": service.epoch,
             "pid": os.getpid(),
+            "instance": shared.instance,
         }
-        write_atomic(ready_file, json.dumps(ready) + "\n", mode=0o644)
+        write_atomic(settings.data_dir / READY_FILE, json.dumps(ready) + "\n", mode=0o644)
+        # The line's format is the operator's contract (README); instance and epoch are in
+        # ready.json and R/status.
         print(f"tablehub ready mqtt={ready['mqtt']} http={ready['http']}", flush=True)
-        await stop.wait()
-        _LOGGER.info("stopping: draining commands, publishing offline status")
-    ready_file.unlink(missing_ok=True)
-    _LOGGER.info("stopped")
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(service.fenced())]
+        if may_act is not None:
+            waits.append(asyncio.create_task(may_act.lost()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()

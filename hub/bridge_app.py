@@ -29,6 +29,7 @@ from typing import Any
 from hub.app import join_payload
 from hub.auth import Acl
 from hub.auth.sweeper import SessionSweeper
+from hub.journals import hub_journal
 from hub.link import MqttTransport
 from hub.link.dynsec import DynsecSeats
 from hub.protocol import DecodeError, Snapshot, Stats, Status, decode_model
@@ -157,7 +158,7 @@ async def serve_bridge(settings: HubSettings) -> None:
             rotate_join_code=rotate_join_code,
             join_links=links,
             snapshots=view,
-            history=JournalHistory(settings.data_dir),
+            history=JournalHistory(lambda: hub_journal(settings, read_only=True)),
             metrics=view,
             gateway=TcpProxyGateway(url.host, url.port),
             health=health,

@@ -14,6 +14,7 @@ from typing import TypeVar
 from hub import __version__
 from hub.auth import AuthError, Role, Users
 from hub.auth.passwords import new_password
+from hub.journals import hub_journal, journal_place
 from hub.mosquitto import write_mosquitto_config
 from hub.nats import DEFAULT_BASE_PORT, NatsError
 from hub.protocol import encode, valid_game_name
@@ -22,7 +23,6 @@ from hub.state.errors import StateError
 from hub.state.journal import JournalEntry, JournalReader
 from hub.state.model import GameState
 from hub.state.recovery import replay
-from hub.state.store import SqliteJournal, Store
 from hub.state.view import snapshot
 from hub.web import auth_stores
 
@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--broker-node", type=int, help=_NODE_HELP)
     serve.add_argument(
+        "--instance", help="this service's name in R/status (default: host name and pid)"
+    )
+    serve.add_argument(
         "--command-rate-limit", type=float, help="commands/s per client (default 20, 0 = off)"
     )
 
@@ -160,8 +163,10 @@ def _parser() -> argparse.ArgumentParser:
 
     _config_parsers(commands, common)
 
+    journal_help = "the hub's --broker URL: on a NATS cluster, read its replicated journal"
     history = commands.add_parser("history", help="print a game's journal")
     common(history)
+    history.add_argument("--broker", help=journal_help)
     history.add_argument("--game", default="main")
     history.add_argument("--json", action="store_true", help="one JSON event per line")
     history.add_argument("--after", type=int, default=0, help="only versions after this")
@@ -169,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
 
     state = commands.add_parser("state", help="print a game's current snapshot")
     common(state)
+    state.add_argument("--broker", help=journal_help)
     state.add_argument("--game", default="main")
     return parser
 
@@ -256,7 +262,7 @@ async def _read_state(journal: JournalReader, game: str) -> tuple[GameState, int
 
 
 async def _with_journal(settings: HubSettings, read: Callable[[JournalReader], Awaitable[T]]) -> T:
-    async with SqliteJournal(settings.data_dir, read_only=True) as journal:
+    async with hub_journal(settings, read_only=True) as journal:
         return await read(journal)
 
 
@@ -283,8 +289,7 @@ def _history(settings: HubSettings, args: argparse.Namespace) -> int:
 def _state(settings: HubSettings, args: argparse.Namespace) -> int:
     found = asyncio.run(_with_journal(settings, lambda j: _read_state(j, args.game)))
     if found is None:
-        path = settings.data_dir / Store.FILENAME
-        print(f"hub: no game {args.game!r} in {path}", file=sys.stderr)
+        print(f"hub: no game {args.game!r} in {journal_place(settings)}", file=sys.stderr)
         return 1
     state, epoch = found
     print(encode(snapshot(state, epoch=epoch, online={})).decode())
@@ -311,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "broker": args.broker,
             "broker_node": args.broker_node,
             "command_rate_limit": args.command_rate_limit,
+            "instance": args.instance,
         }
     elif args.command == "web-bridge":
         overrides |= {
@@ -321,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "broker": args.broker,
             "broker_node": args.broker_node,
         }
-    elif args.command in ("users", "sessions"):
+    elif args.command in ("users", "sessions", "history", "state"):
         overrides |= {"broker": args.broker}
     elif args.command == "mosquitto-config":
         overrides |= {"topic_root": args.topic_root, "bind": args.bind}

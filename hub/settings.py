@@ -66,6 +66,11 @@ class HubSettings(BaseSettings):
     broker_node: Annotated[int, Field(ge=1)] = 1
     """Which node of the broker URL this process stands beside (from 1): it connects there
     first (the web bridge also hands its phones' ``/mqtt`` to that node)."""
+    instance: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """This service's instance name in ``R/status`` (None: host name and pid)."""
+    lease_seconds: Annotated[float, Field(ge=0.5, le=60)] = 1.5
+    """On a NATS cluster: how long the active service's lease lasts without renewal (it
+    renews it every third of that); a standby takes over once it lapsed."""
     command_rate_limit: Annotated[float, Field(ge=0)] = 20.0
     """Commands per second per client; 0 turns the limit off."""
     command_burst: Annotated[int, Field(ge=1)] = 40

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from hub.auth import (
 )
 from hub.protocol import Event, Stats
 from hub.settings import HubSettings
+from hub.state.journal import JournalReader
 from hub.state.service import StateService
-from hub.state.store import SqliteJournal, Store
+from hub.state.store import Store
 from web_bridge.ports import Histogram, Metric
 
 __all__ = [
@@ -86,13 +88,14 @@ def login_checks(settings: HubSettings, users: Users) -> tuple[LoginGate, Passwo
 
 
 class JournalHistory:
-    """``HistorySource`` over the journal, through a read-only connection per request."""
+    """``HistorySource`` over the journal: ``reader()`` opens it for each request (SQLite:
+    a read-only connection; JetStream: the hub's own journal, which catches up)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
+    def __init__(self, reader: Callable[[], AbstractAsyncContextManager[JournalReader]]) -> None:
+        self._reader = reader
 
     async def events(self, game: str, *, after: int, limit: int) -> list[Event]:
-        async with SqliteJournal(self._data_dir, read_only=True) as journal:
+        async with self._reader() as journal:
             entries = await journal.entries(game, after=after, limit=limit)
         return [entry.event for entry in entries]
 

@@ -1,7 +1,9 @@
 """The hub on a NATS cluster: ``hub nats-config`` writes the cluster's files (config.py);
 users, player sessions and join codes live in the cluster's key-value buckets (stores.py,
 over the watch-mirrored buckets of kv.py); the auth callout answers logins from them
-(callout.py, JWTs in jwt.py, MQTT topic filters as NATS subjects in subjects.py).
+(callout.py, JWTs in jwt.py, MQTT topic filters as NATS subjects in subjects.py); the state
+service's journal is a JetStream stream (journal.py) and the active service holds a lease
+(lease.py).
 
 Errors::
 

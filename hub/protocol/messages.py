@@ -299,6 +299,11 @@ class Status(WireModel):
     epoch: int
     version: str
     started_at: Timestamp
+    instance: str | None = None
+    """Which service instance is (or was) the active one (``hub serve --instance``)."""
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 class Presence(WireModel):

@@ -1,11 +1,11 @@
 """The journal seam: what the service, ``hub history``, ``hub state`` and the bridge's
 history API need from a journal, whichever stores it.
 
-Implementations: ``hub.state.store.SqliteJournal`` (the embedded hub's SQLite file). A
-JetStream journal (a replicated stream, appends fenced by the expected last sequence) is
-to come; the interface is kept narrow for it: every call is a coroutine, and ``append``
-returns only once what it was given is durable (or raises ``StorageUnavailableError``
-having stored none of it).
+Implementations: ``hub.state.store.SqliteJournal`` (the embedded hub's SQLite file) and
+``hub.nats.journal.JetStreamJournal`` (a replicated JetStream stream, appends fenced by
+the expected last sequence: a stale writer gets ``FencedError``). Every call is a
+coroutine, and ``append`` returns only once what it was given is durable (or raises
+``StorageUnavailableError`` having stored none of it).
 
 Besides the accepted commands the journal keeps the dedupe window (``Remembered``): the
 last ``DEDUPE_WINDOW`` replies per client, so a command resent with the same request id

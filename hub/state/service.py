@@ -5,6 +5,11 @@ A command flows: transport -> decode -> dedupe lookup -> ``apply`` -> journal co
 committed in one transaction (group commit); nothing is acknowledged before its commit,
 and a failed commit rolls the games back and answers ``storage_unavailable``.
 
+Standby: on a NATS cluster several services run, one active (``may_act``: it holds the
+lease, hub.nats.lease). Once ``may_act`` turns False, or the journal fences an append off
+(``FencedError``: another instance took over), the service applies, stores and publishes
+nothing more, and ``fenced()`` returns so that the hub steps down to standby.
+
 Dedupe: a command with a ``request_id`` is applied at most once per (client, request id).
 The reply it got is remembered (in memory, ``DedupeWindow``, and in the journal, in the
 same commit as its entry), and a resend gets that reply again without being applied.
@@ -53,7 +58,7 @@ from hub.protocol import (
 )
 from hub.state.counters import CommandCounters
 from hub.state.dedupe import DedupeWindow
-from hub.state.errors import StorageUnavailableError
+from hub.state.errors import FencedError, StorageUnavailableError
 from hub.state.journal import SNAPSHOT_EVERY, Journal, JournalEntry, Remembered
 from hub.state.latency import LatencyHistogram, LatencySummary
 from hub.state.model import HUB_ACTOR, Actor, GameState, Role, StateCommand, TurnTimeout
@@ -81,6 +86,10 @@ async def _nobody(_client_id: str) -> None:
     return None
 
 
+def _always() -> bool:
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
     topics: Topics
@@ -97,6 +106,12 @@ class ServiceOptions:
     command_burst: int = 40
     default_turn_seconds: int | None = None
     """The turn clock of a ``start`` that does not say (None: no clock)."""
+    instance: str | None = None
+    """This service's instance name, in ``R/status``."""
+    guard_status: bool = False
+    """Watch ``R/status`` and publish ours again over anyone else's (on a NATS cluster: the
+    last will of an instance that was active before, which the broker publishes when it
+    gives up on that instance's connection, maybe long after a standby took over)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +143,8 @@ class _Batch:
     """Command topics holding a retained command, to clear."""
     remembered: list[Remembered] = field(default_factory=list)
     """Replies to keep in the dedupe window, committed with the entries."""
+    status: bool = False
+    """Someone else's status was published: publish ours again."""
 
 
 class StateService:
@@ -143,8 +160,13 @@ class StateService:
         clock: Callable[[], datetime] = utc_now,
         extra_retained: ExtraRetained = tuple,
         on_kick: OnKick = _nobody,
+        may_act: Callable[[], bool] = _always,
     ) -> None:
         self._transport = transport
+        self._may_act = may_act
+        """False once this instance is not the active service any more (its lease is lost):
+        from then on it applies, stores and publishes nothing."""
+        self._fenced = asyncio.Event()
         self._journal = journal
         self._dedupe = DedupeWindow()
         self._opts = options
@@ -176,9 +198,14 @@ class StateService:
             self._games[game] = await self._restore(game)
             self._changed_at[game] = self._games[game].updated_at
         self._dedupe = DedupeWindow(remembered=await self._journal.remembered())
+        # Subscribed before ``online`` is published: a client that sees the status (after a
+        # standby took over) and sends at once finds the service listening.
+        filters = [self._topics.command_filter, self._topics.presence_filter]
+        if self._opts.guard_status:
+            filters.append(self._topics.status)
+        await self._transport.subscribe(*filters)
         await self._republish()
         self._transport.on_reconnect(self._republish)
-        await self._transport.subscribe(self._topics.command_filter, self._topics.presence_filter)
         self._tasks = [
             asyncio.create_task(self._pump(), name="state-pump"),
             asyncio.create_task(self._serve(), name="state-serve"),
@@ -206,9 +233,10 @@ class StateService:
             task.cancel()
         self._queue.put_nowait(_STOP)  # serve drains what arrived before, then stops
         await asyncio.gather(pump, stats, serve, return_exceptions=True)
-        with contextlib.suppress(StorageUnavailableError):
-            await self._journal.append([], list(self._games.values()))
-        await self._publish_status("offline")
+        if self._acting():
+            with contextlib.suppress(StorageUnavailableError):
+                await self._journal.append([], list(self._games.values()))
+            await self._publish_status("offline")
         _LOGGER.info("state service stopped")
 
     async def _republish(self) -> None:
@@ -255,6 +283,14 @@ class StateService:
         """Command received -> its state, event and reply published (commit included)."""
         return self._latency.summary()
 
+    def _acting(self) -> bool:
+        return not self._fenced.is_set() and self._may_act()
+
+    async def fenced(self) -> None:
+        """Return when the journal refused an append because another writer extended it
+        (a standby took over): this instance must step down."""
+        await self._fenced.wait()
+
     @property
     def running(self) -> bool:
         """True while the service takes commands."""
@@ -287,6 +323,9 @@ class StateService:
                 return
 
     async def _process(self, messages: list[Inbound | _TurnDue]) -> None:
+        if not self._acting():
+            _LOGGER.warning("not the active service any more: %d messages left", len(messages))
+            return
         now = self._clock()
         batch = _Batch()
         commands: list[Inbound] = []
@@ -306,11 +345,15 @@ class StateService:
             client_id = self._topics.parse_presence(message.topic)
             if client_id is not None:
                 self._presence(message, client_id, now, batch)
+            elif message.topic == self._topics.status and self._opts.guard_status:
+                batch.status = batch.status or self._foreign_status(message.payload)
         stored = True
         if batch.entries or batch.remembered:
             stored = await self._commit(batch)
         for game in {*batch.before, *(d.game for d in due)}:
             self._set_timer(game, retry=not stored)
+        if batch.status:
+            await self._publish_status("online")
         for game in sorted(batch.dirty):
             await self._publish_state(game)
         for event in batch.events:
@@ -335,25 +378,34 @@ class StateService:
         ]
         try:
             await self._journal.append(batch.entries, snapshots, batch.remembered)
+        except FencedError as exc:
+            _LOGGER.error(  # noqa: TRY400 - expected, no traceback
+                "fenced off, stepping down; %d commands dropped: %s", len(batch.entries), exc
+            )
+            self._fenced.set()
+            return self._roll_back(batch)
         except StorageUnavailableError as exc:
             _LOGGER.error("journal write failed; %d commands refused: %s", len(batch.entries), exc)  # noqa: TRY400
-            for item in batch.remembered:  # never stored: a resend is judged afresh
-                self._dedupe.forget(item.client_id, item.request_id)
-            self._games.update(batch.before)
-            self._changed_at.update(batch.changed_before)
-            batch.dirty -= set(batch.before)
-            batch.events.clear()
-            batch.kicked.clear()
-            batch.replies = [
-                (to, reply if not reply.ok else self._unstored(reply))
-                for to, reply in batch.replies
-            ]
-            for entry in batch.entries:
-                self._counters.rejected(entry.game, ErrorCode.STORAGE_UNAVAILABLE)
-            return False
+            return self._roll_back(batch)
         for entry in batch.entries:
             self._counters.accepted(entry.game)
         return True
+
+    def _roll_back(self, batch: _Batch) -> bool:
+        """Undo what the batch did in memory, its replies turned into refusals; False."""
+        for item in batch.remembered:  # never stored: a resend is judged afresh
+            self._dedupe.forget(item.client_id, item.request_id)
+        self._games.update(batch.before)
+        self._changed_at.update(batch.changed_before)
+        batch.dirty -= set(batch.before)
+        batch.events.clear()
+        batch.kicked.clear()
+        batch.replies = [
+            (to, reply if not reply.ok else self._unstored(reply)) for to, reply in batch.replies
+        ]
+        for entry in batch.entries:
+            self._counters.rejected(entry.game, ErrorCode.STORAGE_UNAVAILABLE)
+        return False
 
     @staticmethod
     def _unstored(reply: Reply) -> Reply:
@@ -584,6 +636,9 @@ class StateService:
 
     # --- publishing ------------------------------------------------------------------------
     async def _send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        if not self._acting():
+            _LOGGER.debug("not the active service: not publishing %s", topic)
+            return
         try:
             await self._transport.publish(topic, payload, retain=retain)
         except TransportError as exc:  # the link reconnects and we republish then
@@ -594,12 +649,30 @@ class StateService:
         assert view is not None
         await self._send(self._topics.game_state(game), encode(view), retain=True)
 
+    def _foreign_status(self, payload: bytes) -> bool:
+        """Whether a status seen on ``R/status`` is not this service's own online one."""
+        try:
+            seen = decode_model(payload, Status)
+        except DecodeError:
+            return True  # cleared or garbled: ours goes back
+        mine = (seen.state, seen.epoch, seen.instance)
+        if mine == ("online", self.epoch, self._opts.instance):
+            return False
+        _LOGGER.warning(
+            "R/status says %s (epoch %d, instance %s): publishing ours again",
+            seen.state,
+            seen.epoch,
+            seen.instance,
+        )
+        return True
+
     async def _publish_status(self, state: str) -> None:
         status = Status(
             state="online" if state == "online" else "offline",
             epoch=self.epoch,
             version=self._opts.version,
             started_at=self._started_at,
+            instance=self._opts.instance,
         )
         await self._send(self._topics.status, encode(status), retain=True)
 

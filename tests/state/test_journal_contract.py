@@ -1,15 +1,17 @@
 """The journal contract (``hub.state.journal.Journal``), run against every implementation.
 
 Each implementation is a factory ``open_journal(read_only=False)`` giving an async
-context manager over the same place; a JetStream journal joins the ``IMPLEMENTATIONS``
-list when it exists. Implementation details (SQLite files, WAL, disk full) are tested in
-test_store.py.
+context manager over the same place: SQLite in a temporary directory, and a JetStream
+stream (its own per test) on one real nats-server started for the module. Implementation
+details (SQLite files, WAL, disk full) are tested in test_store.py, the JetStream
+journal's fencing and replication in tests/nats/test_journal.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +24,7 @@ from hub.state.journal import DEDUPE_WINDOW, Journal, Remembered
 from hub.state.recovery import replay
 from hub.state.store import SqliteJournal
 from tests.state.test_store import SCRIPT, play
+from tests.support.nats import NatsCluster, nats_server
 
 
 class OpenJournal(Protocol):
@@ -39,12 +42,35 @@ def _sqlite(tmp_path: Path) -> OpenJournal:
     return open_journal
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Path], OpenJournal]] = {"sqlite": _sqlite}
+@pytest.fixture(scope="module")
+def nats_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    if nats_server() is None:
+        pytest.skip("nats-server is missing: make setup installs it")
+    with NatsCluster(tmp_path_factory.mktemp("nats"), nodes=1) as cluster:
+        yield cluster
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def _jetstream(cluster: NatsCluster) -> OpenJournal:
+    from hub.nats.journal import cluster_journal  # noqa: PLC0415 - nats-py only here
+    from hub.protocol.broker_url import parse_broker_url  # noqa: PLC0415
+
+    url = parse_broker_url(cluster.url)
+    stream = f"T{uuid.uuid4().hex}"
+
+    def open_journal(
+        *, read_only: bool = False, window: int = DEDUPE_WINDOW
+    ) -> AbstractAsyncContextManager[Journal]:
+        return cluster_journal(url, read_only=read_only, window=window, stream=stream)
+
+    return open_journal
+
+
+@pytest.fixture(params=["jetstream", "sqlite"])
 def open_journal(request: pytest.FixtureRequest, tmp_path: Path) -> OpenJournal:
-    return IMPLEMENTATIONS[request.param](tmp_path)
+    if request.param == "sqlite":
+        return _sqlite(tmp_path)
+    cluster: NatsCluster = request.getfixturevalue("nats_node")
+    return _jetstream(cluster)
 
 
 def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
