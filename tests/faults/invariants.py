@@ -16,12 +16,15 @@ while the hub runs and after it was killed.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.journals import POINTER_FILE, hub_journal
+from hub.settings import load_settings
 from hub.state.model import GameState
 from hub.state.recovery import replay
 from hub.state.store import JournalEntry, Store
@@ -99,7 +102,31 @@ def _check_snapshots(
     return replay(state, pending), checked
 
 
+def _read_replicated(data_dir: Path, game: str) -> Journal:
+    """The journal of a hub serving on a NATS cluster (its data dir's ``journal.json``
+    points to the JetStream stream), read as ``hub history --data-dir`` does. The stream
+    keeps only the latest snapshot per game in its index, so none is checked against the
+    replay: ``replayed`` is the latest snapshot with the entries after it."""
+    settings = load_settings(None, data_dir=data_dir)
+
+    async def read() -> tuple[tuple[JournalEntry, ...], GameState | None, int]:
+        async with hub_journal(settings, read_only=True) as journal:
+            return (
+                tuple(await journal.entries(game)),
+                await journal.latest_snapshot(game),
+                await journal.epoch(),
+            )
+
+    entries, latest, epoch = asyncio.run(asyncio.wait_for(read(), 60))
+    assert latest is not None, f"no game {game} in the journal {data_dir / POINTER_FILE} names"
+    recovered = replay(latest, [e for e in entries if e.version > latest.version])
+    return Journal(entries, recovered, recovered, epoch, snapshots_checked=0)
+
+
 def read_journal(data_dir: Path, game: str = "main") -> Journal:
+    """The journal of the hub whose data dir is ``data_dir`` (SQLite, or JetStream)."""
+    if (data_dir / POINTER_FILE).exists():
+        return _read_replicated(data_dir, game)
     with Store(data_dir, read_only=True) as store:
         entries = tuple(store.entries(game))
         latest = store.latest_snapshot(game)

@@ -31,9 +31,9 @@ import pytest
 from hub.nats.journal import cluster_journal
 from hub.protocol.broker_url import parse_broker_url
 from hub.state.journal import JournalEntry
-from tests.faults.hubs import ensure_user
 from tests.faults.storm import AckBook, TurnStorm
 from tests.nats.services import ServiceProcess
+from tests.support.hub import cluster_password
 from tests.support.mqtt import TOPICS, Message, TestClient
 from tests.support.nats import NatsCluster, nats_server
 
@@ -122,7 +122,7 @@ class _Game:
     def __init__(self, stack: ExitStack, tmp_path: Path, cluster: NatsCluster) -> None:
         data_dir = tmp_path / "var"
         data_dir.mkdir()
-        passwords = {name: ensure_user(data_dir, name) for name in ("alice", "bob")}
+        passwords = {name: cluster_password(cluster.url, name) for name in ("alice", "bob")}
         args = ("--command-rate-limit", "0")
         self.services = {
             name: ServiceProcess(data_dir, cluster, name, *args) for name in ("a", "b")

@@ -23,6 +23,7 @@ __all__ = [
     "REPO",
     "ExternalBroker",
     "HubProcess",
+    "cluster_password",
     "denied_publish_logged",
     "password_of",
     "run_cli",
@@ -93,17 +94,26 @@ class HubProcess:
             stderr=self._log,
             text=True,
         )
-        line: list[str] = []
+        lines: list[str] = []
         assert self.proc.stdout is not None
         stdout = self.proc.stdout
-        reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
+
+        def read_until_ready() -> None:
+            # on NATS a hub may first wait as a standby ("tablehub standby ...": the lease
+            # of one killed a moment ago has not lapsed yet), then print its ready line
+            while line := stdout.readline():
+                lines.append(line)
+                if not line.startswith("tablehub standby"):
+                    return
+
+        reader = threading.Thread(target=read_until_ready, daemon=True)
         reader.start()
         reader.join(timeout)
-        if not line or not line[0].startswith("tablehub ready"):
+        if not lines or not lines[-1].startswith("tablehub ready"):
             self.kill()
-            msg = f"hub did not get ready in {timeout} s: {line!r}\n{self.log_text()[-3000:]}"
+            msg = f"hub did not get ready in {timeout} s: {lines!r}\n{self.log_text()[-3000:]}"
             raise RuntimeError(msg)
-        self.ready_line = line[0].strip()
+        self.ready_line = lines[-1].strip()
         ready = self.ready()
         self.mqtt_port = int(ready["mqtt_port"])
         self.http_port = int(ready["http_port"])
@@ -219,17 +229,24 @@ def password_of(hub: HubProcess, name: str, role: str = "player") -> str:
     """The password of user ``name``, creating the user in the hub's store if needed."""
     if name == "operator":
         return (hub.data_dir / "operator.txt").read_text().strip()
-    password = f"pw-{name}-0123456789"
     if hub.broker is not None and hub.broker.engine == "nats":  # users live in the cluster
-        from hub.nats.stores import cluster_stores  # noqa: PLC0415 - nats-py only on NATS
-
-        with cluster_stores(parse_broker_url(hub.broker.url)) as stores:
-            if stores.users.get(name) is None:
-                stores.users.add(name, Role(role), password)
-        return password
+        return cluster_password(hub.broker.url, name, role)
+    password = f"pw-{name}-0123456789"
     store = UserStore(hub.data_dir)
     if store.get(name) is None:
         store.add(name, Role(role), password)
         if hub.broker is not None:
             hub.broker.reload(name, password)
+    return password
+
+
+def cluster_password(url: str, name: str, role: str = "player") -> str:
+    """The password of user ``name`` of the NATS cluster whose service URL is ``url``,
+    creating the user in the cluster's user bucket if needed."""
+    from hub.nats.stores import cluster_stores  # noqa: PLC0415 - nats-py only on NATS
+
+    password = f"pw-{name}-0123456789"
+    with cluster_stores(parse_broker_url(url)) as stores:
+        if stores.users.get(name) is None:
+            stores.users.add(name, Role(role), password)
     return password
