@@ -1,5 +1,8 @@
 """Hooks for the whole suite, loaded by pytest-xdist's controller as well as its workers.
 
+Under ``--dist loadgroup`` the controller schedules with
+``tests.support.scheduling.CpuHogScheduling`` (the CPU hogs on one worker, in turn).
+
 The faults suite's tally (``tests.faults.ledger.LEDGER``) is kept by the process that runs
 the tests: each xdist worker sends its tally to the controller when it ends, and the
 controller prints the sum (a run without xdist prints its own).
@@ -12,8 +15,16 @@ from typing import Any
 import pytest
 
 from tests.faults.ledger import LEDGER
+from tests.support.scheduling import CpuHogScheduling
 
 _LEDGER_KEY = "tablehub_faults_ledger"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None  # xdist's own
+    return CpuHogScheduling(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
