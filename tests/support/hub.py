@@ -20,12 +20,18 @@ from tests.support.mqtt import TestClient
 
 __all__ = [
     "REPO",
+    "START_TIMEOUT",
     "ExternalBroker",
     "HubProcess",
     "denied_publish_logged",
     "password_of",
     "run_cli",
 ]
+
+
+START_TIMEOUT = 60.0
+"""How long ``hub serve`` may take to say it is ready: generous, as the suite runs on
+several workers under coverage on a machine that may be busy (over 20 s was seen there)."""
 
 
 class ExternalBroker(Protocol):
@@ -82,7 +88,7 @@ class HubProcess:
             *self.args,
         ]
 
-    def start(self, timeout: float = 20.0) -> Self:
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
         self._log = self.log_path.open("a")
         self.proc = subprocess.Popen(
             self.command(),
