@@ -38,7 +38,7 @@ COV_DIR := .coverage-data
 PYTEST_WORKERS ?= 4
 pytest: setup assets system-deps
 	@rm -rf $(COV_DIR)
-	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 	@$(BIN)/coverage combine -q
 	@$(BIN)/coverage json -q --fail-under=0 -o $(COV_DIR)/coverage.json
 	@$(BIN)/python -m tests.support.coverage_summary $(COV_DIR)/coverage.json \
