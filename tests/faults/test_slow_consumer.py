@@ -50,8 +50,9 @@ LOAD_RATE = 250.0
 BULK_RATE, BULK_SIZE = 200.0, 16 * 1024
 """Bulk messages per second (QoS 0, outside the topic root) and their size."""
 PROBES = 60
-DROPPED_WITHIN = 10.0
-"""Seconds the broker may take to drop the slow consumer (about 2 s is needed)."""
+DROPPED_WITHIN = 30.0
+"""Seconds for the 60 probes with the slow consumer there and for the broker to drop it
+(about 2 s is needed): generous, as on a busy machine the probes alone took over 10 s."""
 
 
 @dataclass(frozen=True)
