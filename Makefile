@@ -29,11 +29,16 @@ typecheck: setup
 	$(BIN)/mypy
 
 # pytest under coverage: the hubs, bridges and Pi nodes the tests start are measured too
-# ([tool.coverage.run] in pyproject.toml); the floor is checked on full runs only
+# ([tool.coverage.run] in pyproject.toml), and so are pytest-xdist's workers (subprocesses
+# as well); the floor is checked on full runs only. The suite runs on PYTEST_WORKERS workers
+# (most tests wait on brokers and subprocesses, not on the CPU); `--dist loadgroup` keeps
+# the tests marked xdist_group(name) on one worker, one at a time (the CPU hogs).
+# Targeted runs: `make pytest PYTEST_ARGS=tests/state`, in one process with PYTEST_WORKERS=0.
 COV_DIR := .coverage-data
+PYTEST_WORKERS ?= 4
 pytest: setup assets system-deps
 	@rm -rf $(COV_DIR)
-	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 	@$(BIN)/coverage combine -q
 	@$(BIN)/coverage json -q --fail-under=0 -o $(COV_DIR)/coverage.json
 	@$(BIN)/python -m tests.support.coverage_summary $(COV_DIR)/coverage.json \

@@ -54,6 +54,7 @@ CLUSTER_FILE = "cluster.json"
 CONFIG_FILE = "nats.conf"
 CLUSTER_NAME = "tablehub"
 _PORTS_PER_NODE = 10
+CALLOUT_TIMEOUT_S = 10
 _RANDOM_BASES = range(10000, 32000, 10)
 """Where ``base_port=0`` picks (tests): NATS cannot report an ephemeral MQTT port. Below
 Linux's ephemeral range (32768-60999 by default): a port in it can be taken by any
@@ -148,6 +149,9 @@ def node_config(
         "}",
         "system_account: SYS",
         "authorization {",
+        # how long a node waits for the hub's callout to answer a login (nats-server's
+        # default, 2 s, refused logins on a busy 2-core machine: argon2 under load)
+        f"  timeout: {CALLOUT_TIMEOUT_S}",
         "  auth_callout {",
         f"    issuer: {issuer}",
         f"    auth_users: [ {CALLOUT_USER}, {SERVICE_USER}, {SYSTEM_USER} ]",

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Self
 
 from hub.auth import Role, UserStore
-from tests.support.hub import HubProcess
+from tests.support.hub import START_TIMEOUT, HubProcess
 from tests.support.mqtt import TestClient
 
 __all__ = ["HubAddress", "RestartableHub", "ensure_user", "operator_client"]
@@ -80,7 +80,7 @@ class RestartableHub:
         ports = ("--mqtt-port", str(self._address.mqtt_port))
         return (*self._args, *ports, "--http-port", str(self._address.http_port))
 
-    def start(self, timeout: float = 20.0) -> HubProcess:
+    def start(self, timeout: float = START_TIMEOUT) -> HubProcess:
         assert self.process is None or self.process.proc is None or not self.running
         process = HubProcess(self.data_dir, *self._command_args(), env=self._env, log=self.log_path)
         process.start(timeout)

@@ -1,7 +1,9 @@
 """The tally of the faults suite: what each category injected, tried, refused and lost.
 
-Tests add to ``LEDGER`` as they go; ``conftest.py`` prints one line per category at the
-end of the run. ``commands lost`` is always printed: every test asserts it stays 0.
+Tests add to ``LEDGER`` as they go; ``tests/conftest.py`` prints one line per category at
+the end of the run (under pytest-xdist each worker hands its tally over as :meth:`dump`
+and the controller adds them up with :meth:`merge`). ``commands lost`` is always printed:
+every test asserts it stays 0.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 __all__ = ["LEDGER", "Category", "Ledger"]
 
@@ -79,6 +82,25 @@ class Ledger:
             notes = self._notes.setdefault(category, [])
             if text not in notes:
                 notes.append(text)
+
+    def dump(self) -> dict[str, Any]:
+        """The tally as plain data (what an xdist worker can send to the controller)."""
+        with self._lock:
+            return {
+                "counts": {c.value: dict(n) for c, n in self._counts.items()},
+                "notes": {c.value: list(n) for c, n in self._notes.items()},
+                "checks": dict(self._checks),
+            }
+
+    def merge(self, dumped: dict[str, Any]) -> None:
+        """Add another process's :meth:`dump` to this tally."""
+        with self._lock:
+            for name, counts in dumped["counts"].items():
+                self._counts.setdefault(Category(name), Counter()).update(counts)
+            for name, notes in dumped["notes"].items():
+                kept = self._notes.setdefault(Category(name), [])
+                kept.extend(note for note in notes if note not in kept)
+            self._checks.update(dumped["checks"])
 
     def lines(self) -> list[str]:
         """One line per category that ran, in a fixed order."""

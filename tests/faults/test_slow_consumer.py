@@ -40,15 +40,19 @@ from tests.faults.ledger import LEDGER, Category
 from tests.faults.raw import connect_packet, subscribe_packet
 from tests.support.mqtt import TOPICS, TestClient
 
-BOUND = 0.100
-"""Seconds a slow consumer may add to the delivery to anyone else."""
+BOUND = 1.0
+"""Seconds a slow consumer may add to the delivery to anyone else. A broker that waited on
+the slow consumer would hold deliveries for about the ~2 s it needs to drop it; 1 s keeps
+that apart from the noise of a busy machine (0.1 s was exceeded, 244 ms against 76 ms,
+with both cores busy and no fault in the broker)."""
 LOAD_RATE = 250.0
 """Commands per second of background load."""
 BULK_RATE, BULK_SIZE = 200.0, 16 * 1024
 """Bulk messages per second (QoS 0, outside the topic root) and their size."""
 PROBES = 60
-DROPPED_WITHIN = 10.0
-"""Seconds the broker may take to drop the slow consumer (about 2 s is needed)."""
+DROPPED_WITHIN = 30.0
+"""Seconds for the 60 probes with the slow consumer there and for the broker to drop it
+(about 2 s is needed): generous, as on a busy machine the probes alone took over 10 s."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The Pi node under test: in-process (a thread running ``pi_node.app.run``) against a real
-hub or a plain Mosquitto on free ports, with gpiozero's mock pins."""
+hub or a plain Mosquitto (tests.support.mosquitto.PlainMosquitto) on free ports, with
+gpiozero's mock pins."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,13 +25,6 @@ from pi_node.render import TableView, render_text
 from pi_node.sdnotify import Notifier
 from pi_node.settings import PiNodeSettings, Pins
 from tests.support.cli import run_cli
-from tests.support.mosquitto import (
-    PORT_ATTEMPTS,
-    PortTakenError,
-    mosquitto_binary,
-    random_port,
-    wait_mosquitto_running,
-)
 
 PINS = Pins(start=17, pause=27, led_seat1=23, led_seat2=24, pull_up=True, bounce_time=0)
 
@@ -216,60 +209,6 @@ def table() -> Iterator[MockTable]:
     yielded = MockTable()
     yield yielded
     yielded.factory.close()
-
-
-class PlainBroker:
-    """Debian's mosquitto with no users and no ACLs (anyone may publish anywhere)."""
-
-    def __init__(self, work: Path) -> None:
-        self.work = work
-        self.port = random_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Self:
-        self.work.mkdir(parents=True, exist_ok=True)
-        conf = self.work / "mosquitto.conf"
-        log_path = self.work / "mosquitto.log"
-        for attempt in range(PORT_ATTEMPTS):  # mosquitto cannot take port 0: retry if taken
-            # pytest's temp dirs are 0700: a root-started mosquitto must stay root to read them
-            conf.write_text(
-                f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                "user root\n"
-            )
-            offset = log_path.stat().st_size if log_path.exists() else 0
-            with log_path.open("ab") as log:
-                self.proc = subprocess.Popen(
-                    [mosquitto_binary(), "-c", str(conf), "-v"],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            try:
-                wait_mosquitto_running(self.proc, log_path, offset)
-            except PortTakenError:
-                self.__exit__(None, None, None)
-                if attempt + 1 == PORT_ATTEMPTS:
-                    raise
-                self.port = random_port()
-            except BaseException:
-                self.__exit__(None, None, None)
-                raise
-            else:
-                return self
-        raise AssertionError  # unreachable: the last attempt returned or raised
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def snapshot(**changes: Any) -> Snapshot:

@@ -10,25 +10,26 @@ import pytest
 
 from hub.protocol import Status, encode
 from pi_node.wire import join_topic
-from tests.pi_node.conftest import PlainBroker, RunningNode, node_settings, snapshot
+from tests.pi_node.conftest import RunningNode, node_settings, snapshot
+from tests.support.mosquitto import PlainMosquitto
 from tests.support.mqtt import TOPICS, TestClient
 from tests.support.waiting import wait_until
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PlainBroker]:
-    with PlainBroker(tmp_path / "mosquitto") as running:
+def broker(tmp_path: Path) -> Iterator[PlainMosquitto]:
+    with PlainMosquitto(tmp_path / "mosquitto") as running:
         yield running
 
 
 @pytest.fixture
-def publisher(broker: PlainBroker) -> Iterator[TestClient]:
+def publisher(broker: PlainMosquitto) -> Iterator[TestClient]:
     with TestClient(broker.port, "fake-hub") as client:
         yield client
 
 
 def test_garbage_is_logged_and_ignored(
-    broker: PlainBroker,
+    broker: PlainMosquitto,
     publisher: TestClient,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -71,7 +72,7 @@ def test_garbage_is_logged_and_ignored(
 
 
 def test_the_join_code_shows_in_the_join_url(
-    broker: PlainBroker, publisher: TestClient, tmp_path: Path
+    broker: PlainMosquitto, publisher: TestClient, tmp_path: Path
 ) -> None:
     publisher.publish(TOPICS.game_state("main"), encode(snapshot()), retain=True)
     with RunningNode(node_settings(broker.port, "anything", tmp_path)) as node:

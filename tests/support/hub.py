@@ -21,6 +21,7 @@ from tests.support.mqtt import TestClient
 
 __all__ = [
     "REPO",
+    "START_TIMEOUT",
     "ExternalBroker",
     "HubProcess",
     "cluster_password",
@@ -28,6 +29,11 @@ __all__ = [
     "password_of",
     "run_cli",
 ]
+
+
+START_TIMEOUT = 60.0
+"""How long ``hub serve`` may take to say it is ready: generous, as the suite runs on
+several workers under coverage on a machine that may be busy (over 20 s was seen there)."""
 
 
 class ExternalBroker(Protocol):
@@ -84,7 +90,7 @@ class HubProcess:
             *self.args,
         ]
 
-    def start(self, timeout: float = 20.0) -> Self:
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
         self._log = self.log_path.open("a")
         self.proc = subprocess.Popen(
             self.command(),

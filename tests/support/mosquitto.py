@@ -97,66 +97,30 @@ def can_login(port: int, user: str, password: str, client_id: str | None = None)
         client.loop_stop()
 
 
-class Mosquitto:
-    """``with Mosquitto(data_dir, conf_dir) as broker:`` -> ``broker.port``, ``broker.url``."""
+class MosquittoProcess:
+    """A mosquitto process on a port it could take, stopped for sure: subclasses write its
+    config for ``self.port`` (:meth:`write_config`). ``with`` starts it; the first start
+    draws other ports while the drawn one is taken (see PORT_RANGE), a restart (``with``
+    again after the block) keeps the port, as clients configured with it expect."""
 
-    def __init__(self, data_dir: Path, conf_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.conf_dir = conf_dir
+    def __init__(self, log_path: Path) -> None:
         self.port = random_port()
-        self._started = False
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = conf_dir.parent / f"{conf_dir.name}-mosquitto.log"
+        self._started = False
 
-    def configure(self) -> None:
-        """(Re)write the password and ACL files from the hub's user store."""
-        done = run_cli(
-            "mosquitto-config",
-            "--out",
-            str(self.conf_dir),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--data-dir",
-            str(self.data_dir),
-        )
-        assert done.returncode == 0, done.stderr
-        # pytest's temp dirs are 0700, so the mosquitto user that a root-started mosquitto
-        # drops to could not reach them: the test copy of the config stays root
-        generated = (self.conf_dir / "mosquitto.conf").read_text()
-        (self.conf_dir / "test.conf").write_text(generated + "user root\n")
-
-    engine = "mosquitto"
-
-    @property
-    def url(self) -> str:
-        return (self.conf_dir / "service.url").read_text().strip()
-
-    def reload(self, user: str, password: str, timeout: float = 10.0) -> None:
-        """Re-read users after ``hub users add`` (rewrite the files, SIGHUP), and wait
-        until ``user`` can log in."""
-        self.configure()
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + timeout
-        while not can_login(self.port, user, password):
-            if time.monotonic() > deadline:
-                msg = f"mosquitto did not pick up user {user!r} after SIGHUP"
-                raise TimeoutError(msg)
-            time.sleep(0.05)
+    def write_config(self) -> Path:
+        """Write the config for ``self.port``; returns its path."""
+        raise NotImplementedError
 
     def __enter__(self) -> Self:
-        """Start mosquitto. The first start tries other ports while the drawn one is taken;
-        a restart (``__enter__`` again after ``__exit__``) keeps the port, as clients
-        configured with it expect."""
         attempts = 1 if self._started else PORT_ATTEMPTS
         for attempt in range(attempts):
-            self.configure()
+            conf = self.write_config()
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             with self.log_path.open("ab") as log:
                 self.proc = subprocess.Popen(
-                    [mosquitto_binary(), "-c", str(self.conf_dir / "test.conf"), "-v"],
+                    [mosquitto_binary(), "-c", str(conf), "-v"],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
@@ -188,6 +152,75 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class Mosquitto(MosquittoProcess):
+    """``with Mosquitto(data_dir, conf_dir) as broker:`` -> ``broker.port``, ``broker.url``:
+    configured by ``hub mosquitto-config`` from the hub's data dir."""
+
+    def __init__(self, data_dir: Path, conf_dir: Path) -> None:
+        super().__init__(conf_dir.parent / f"{conf_dir.name}-mosquitto.log")
+        self.data_dir = data_dir
+        self.conf_dir = conf_dir
+
+    def configure(self) -> None:
+        """(Re)write the password and ACL files from the hub's user store."""
+        done = run_cli(
+            "mosquitto-config",
+            "--out",
+            str(self.conf_dir),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--data-dir",
+            str(self.data_dir),
+        )
+        assert done.returncode == 0, done.stderr
+        # pytest's temp dirs are 0700, so the mosquitto user that a root-started mosquitto
+        # drops to could not reach them: the test copy of the config stays root
+        generated = (self.conf_dir / "mosquitto.conf").read_text()
+        (self.conf_dir / "test.conf").write_text(generated + "user root\n")
+
+    def write_config(self) -> Path:
+        self.configure()
+        return self.conf_dir / "test.conf"
+
+    engine = "mosquitto"
+
+    @property
+    def url(self) -> str:
+        return (self.conf_dir / "service.url").read_text().strip()
+
+    def reload(self, user: str, password: str, timeout: float = 10.0) -> None:
+        """Re-read users after ``hub users add`` (rewrite the files, SIGHUP), and wait
+        until ``user`` can log in."""
+        self.configure()
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while not can_login(self.port, user, password):
+            if time.monotonic() > deadline:
+                msg = f"mosquitto did not pick up user {user!r} after SIGHUP"
+                raise TimeoutError(msg)
+            time.sleep(0.05)
+
+
+class PlainMosquitto(MosquittoProcess):
+    """Mosquitto with no users and no ACLs (anyone may publish anywhere), in ``work``."""
+
+    def __init__(self, work: Path) -> None:
+        super().__init__(work / "mosquitto.log")
+        self.work = work
+
+    def write_config(self) -> Path:
+        self.work.mkdir(parents=True, exist_ok=True)
+        conf = self.work / "mosquitto.conf"
+        # pytest's temp dirs are 0700: a root-started mosquitto must stay root to read them
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
+        )
+        return conf
 
 
 class PluginlessMosquitto(Mosquitto):
