@@ -55,11 +55,11 @@ from hub.nats.errors import NatsError
 from hub.protocol import JoinCode, Status, encode
 from hub.public_url import JoinLinks
 from hub.settings import HubSettings
-from hub.state.errors import FencedError
+from hub.state.errors import FencedError, StorageUnavailableError
 from hub.state.journal import Journal, JournalReader
 from hub.state.service import OnKick, RoleOf, ServiceOptions, StateService
 from hub.state.store import SqliteJournal
-from hub.transport import Transport
+from hub.transport import Transport, TransportError
 from hub.web import JournalHistory, ServiceMetrics, auth_stores, health_of, login_checks
 from web_bridge.app import create_app
 from web_bridge.ports import Bridge, MqttGateway, Seats, SessionsCheckedByBroker
@@ -86,6 +86,8 @@ READY_FILE = "ready.json"
 OPERATOR_FILE = "operator.txt"
 FIRST_OPERATOR = "operator"
 _EPOCH_TRIES = 20
+_RETAKE_PAUSE = 1.0
+"""Seconds a service that could not start serving waits before it competes again."""
 
 
 def _always() -> bool:
@@ -424,6 +426,12 @@ async def _serve_replicated(shared: _Shared, stop: asyncio.Event, callout_file: 
                 await _serve_active(shared, stop, may_act=lease)
             except FencedError as exc:
                 _LOGGER.warning("could not take over (another instance wrote): %s", exc)
+            except (TransportError, StorageUnavailableError) as exc:
+                # the cluster is electing leaders (a node died): a subscription refused,
+                # the journal without a leader. Standby again, and take over once it can.
+                _LOGGER.warning("cannot serve as the active service now: %s", exc)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), _RETAKE_PAUSE)
             if stop.is_set():
                 return
             await lease.release()

@@ -23,10 +23,11 @@ product); a start reads all of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -35,9 +36,16 @@ from typing import Self
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsClientError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import (
+    APIError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from hub.nats.config import read_callout
@@ -54,6 +62,9 @@ _LOGGER = logging.getLogger(__name__)
 STREAM = "TABLEHUB_JOURNAL"
 _SUBJECT = "tablehub.journal"
 _WRONG_LAST_SEQUENCE = 10071
+_NO_LEADER = 503
+WRITE_PATIENCE = 15.0
+"""Seconds an append keeps trying while the stream elects a leader (a node died)."""
 """JetStream's error code for a failed ``Nats-Expected-Last-Sequence``."""
 _DIRECT_GETS = 16
 """Catching up this many messages or fewer: one get each; more: a consumer."""
@@ -167,6 +178,29 @@ class _Index:
                 del self.remembered[key]
 
 
+_TRANSIENT = (NatsTimeoutError, NoRespondersError, NoStreamResponseError, ServiceUnavailableError)
+"""What JetStream answers while a stream or the cluster elects a leader (a node died)."""
+
+
+async def _patiently(call: Callable[[], Awaitable[None]]) -> None:
+    """``call()``, again after a transient failure, until ``WRITE_PATIENCE`` has passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WRITE_PATIENCE
+    while True:
+        try:
+            await call()
+        except StorageUnavailableError as exc:
+            if not isinstance(exc.__cause__, _TRANSIENT) or loop.time() >= deadline:
+                raise
+        except _TRANSIENT:
+            if loop.time() >= deadline:
+                raise
+        else:
+            return
+        _LOGGER.warning("the journal stream has no leader yet: asking again")
+        await asyncio.sleep(0.25)
+
+
 class JetStreamJournal:
     """The ``Journal`` on a JetStream stream (see the module docstring)."""
 
@@ -209,7 +243,7 @@ class JetStreamJournal:
             )
             self._js = self._nc.jetstream(timeout=_TIMEOUT)
             if not self._read_only:
-                await self._ensure_stream()
+                await _patiently(self._ensure_stream)
             await self._catch_up()
         except (OSError, NatsClientError) as exc:
             await self._close()
@@ -258,7 +292,11 @@ class JetStreamJournal:
 
     # --- reading the stream ---------------------------------------------------------------
     async def _catch_up(self) -> None:
-        """Apply every message after the index's sequence, up to the stream's last."""
+        """Apply every message after the index's sequence, up to the stream's last (asked
+        again while the stream elects a leader, up to ``WRITE_PATIENCE``)."""
+        await _patiently(self._catch_up_once)
+
+    async def _catch_up_once(self) -> None:
         js = self._jetstream
         try:
             try:
@@ -299,28 +337,64 @@ class JetStreamJournal:
             msg = "the journal is open read-only"
             raise StorageUnavailableError(msg)
         data = record.model_dump_json(exclude_defaults=True).encode()
-        headers = {"Nats-Expected-Last-Sequence": str(self._expected)}
-        try:
-            ack = await self._jetstream.publish(
-                self._subject, data, stream=self._stream, headers=headers
-            )
-        except APIError as exc:
-            if exc.err_code == _WRONG_LAST_SEQUENCE:
-                msg = (
-                    f"the journal stream {self._stream} was extended by another writer"
-                    f" (expected last sequence {self._expected}): this one is fenced off"
+        seq = await self._store_at(self._expected + 1, data)
+        self._index.apply(seq, data)
+        self._expected = seq
+
+    async def _store_at(self, seq: int, data: bytes) -> int:
+        """Publish ``data`` as the stream's message ``seq`` (fenced by the expected last
+        sequence) and return ``seq`` once the stream acknowledged it.
+
+        While a node dies the stream has no leader for a few seconds (JetStream's election
+        timeout is 4-9 s): its API answers 503 or nothing. The same message, with the same
+        expected sequence, is then sent again for up to ``WRITE_PATIENCE`` s. A send whose
+        ack was lost may have been stored: a resend then finds the sequence taken, and is
+        ours if the message stored there is this one (never written twice)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WRITE_PATIENCE
+        headers = {"Nats-Expected-Last-Sequence": str(seq - 1)}
+        resent = False
+        while True:
+            try:
+                ack = await self._jetstream.publish(
+                    self._subject, data, stream=self._stream, headers=headers
                 )
-                raise FencedError(msg) from exc
-            msg = f"cannot write the journal stream {self._stream}: {exc}"
-            raise StorageUnavailableError(msg) from exc
-        except (OSError, NatsClientError) as exc:
-            msg = f"cannot write the journal stream {self._stream}: {exc}"
-            raise StorageUnavailableError(msg) from exc
-        if ack.seq != self._expected + 1:  # pragma: no cover - the server checked it
-            msg = f"the journal stream stored at {ack.seq}, not {self._expected + 1}"
-            raise FencedError(msg)
-        self._index.apply(ack.seq, data)
-        self._expected = ack.seq
+            except APIError as exc:
+                if exc.err_code == _WRONG_LAST_SEQUENCE:
+                    if resent and await self._holds(seq, data):
+                        return seq
+                    msg = (
+                        f"the journal stream {self._stream} was extended by another writer"
+                        f" (expected last sequence {seq - 1}): this one is fenced off"
+                    )
+                    raise FencedError(msg) from exc
+                transient = isinstance(exc, ServiceUnavailableError) or exc.code == _NO_LEADER
+                if not transient or loop.time() >= deadline:
+                    msg = f"cannot write the journal stream {self._stream}: {exc}"
+                    raise StorageUnavailableError(msg) from exc
+            except (NatsTimeoutError, NoRespondersError, NoStreamResponseError) as exc:
+                if loop.time() >= deadline:
+                    msg = f"cannot write the journal stream {self._stream}: {exc!r}"
+                    raise StorageUnavailableError(msg) from exc
+            except (OSError, NatsClientError) as exc:
+                msg = f"cannot write the journal stream {self._stream}: {exc}"
+                raise StorageUnavailableError(msg) from exc
+            else:
+                if ack.seq != seq:  # pragma: no cover - the server checked it
+                    msg = f"the journal stream stored at {ack.seq}, not {seq}"
+                    raise FencedError(msg)
+                return seq
+            resent = True
+            _LOGGER.warning("the journal stream has no leader yet: writing again")
+            await asyncio.sleep(0.25)
+
+    async def _holds(self, seq: int, data: bytes) -> bool:
+        """Whether the stream's message ``seq`` is ``data``."""
+        try:
+            stored = await self._jetstream.get_msg(self._stream, seq)
+        except (OSError, NatsClientError):
+            return False
+        return stored.data == data
 
     async def next_epoch(self) -> int:
         """Catch up with the stream and take the next epoch: this writer's sequence is the

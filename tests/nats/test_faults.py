@@ -75,9 +75,28 @@ def _retained_everywhere(
         assert_invariants(address.data_dir, book.snapshot(), retained=state)
 
 
+_AIOMQTT_CANCELLED_CONNECT = (
+    "in _on_disconnect\n    if not self._connected.done() or self._connected.exception()"
+)
+"""aiomqtt 2.5.1: a connect cancelled inside ``Client.__aenter__`` (the service stepping
+down while its link is connecting to a node) leaves ``_connected`` cancelled, and paho's
+later on_disconnect callback raises CancelledError from ``_connected.exception()``, which
+asyncio logs as "Exception in callback". Harmless (nothing waits on it); not ours."""
+
+
+def _tracebacks(log: str) -> list[str]:
+    """The tracebacks in a hub log, but aiomqtt's cancelled-connect one."""
+    found = log.split("Traceback (most recent call last):")[1:]
+    return [t[:600] for t in found if _AIOMQTT_CANCELLED_CONNECT not in t]
+
+
 def _target(rnd: int, service_index: int, killed: list[int]) -> int:
     """Even rounds: the service's node. Odd rounds: a node without the service, the one
-    killed least so far (so every node dies at least once)."""
+    killed least so far. The last round: a node never killed yet if there is one (the
+    service may come back to the same node each time), so every node dies at least once."""
+    spared = [k for k in range(3) if k not in killed]
+    if rnd == ROUNDS - 1 and spared:
+        return spared[0]
     if rnd % 2 == 0:
         return service_index
     others = [k for k in range(3) if k != service_index]
@@ -153,7 +172,7 @@ def test_kill_9_of_a_nats_node_mid_storm(
             )
         wall = time.monotonic() - started
         assert sorted(set(killed)) == [0, 1, 2], killed  # every node died at least once
-        assert "Traceback" not in hub.log_text()
+        assert _tracebacks(hub.log_text()) == []
     LEDGER.note(Category.KILL_9, f"{ROUNDS} of a NATS node under a storm")
     LEDGER.add(Category.KILL_9, acked=len(book.acked), rejected=sum(book.rejected.values()))
     with capsys.disabled():
