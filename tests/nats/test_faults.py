@@ -81,7 +81,8 @@ _AIOMQTT_CANCELLED_CONNECT = (
 """aiomqtt 2.5.1: a connect cancelled inside ``Client.__aenter__`` (the service stepping
 down while its link is connecting to a node) leaves ``_connected`` cancelled, and paho's
 later on_disconnect callback raises CancelledError from ``_connected.exception()``, which
-asyncio logs as "Exception in callback". Harmless (nothing waits on it); not ours."""
+asyncio logs as "Exception in callback". Harmless (nothing waits on it); not ours. The
+same family as empicano/aiomqtt#377 (a cancelled connect leaves paho calling back)."""
 
 
 def _tracebacks(log: str) -> list[str]:
