@@ -119,9 +119,12 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
 
 class _Game:
     """Two instances a and b on one data directory (its users, the operator), two seated
-    players storming on nodes 2 and 3, an operator watching status and state on node 3."""
+    players storming on nodes 2 and 3, an operator watching status and state on node 3.
+    ``keepalive``: the MQTT clients' (a test that kills NATS nodes wants it short)."""
 
-    def __init__(self, stack: ExitStack, tmp_path: Path, cluster: NatsCluster) -> None:
+    def __init__(
+        self, stack: ExitStack, tmp_path: Path, cluster: NatsCluster, *, keepalive: int = 30
+    ) -> None:
         data_dir = tmp_path / "var"
         data_dir.mkdir()
         passwords = {name: cluster_password(cluster.url, name) for name in ("alice", "bob")}
@@ -135,12 +138,22 @@ class _Game:
         self.services["b"].start().wait_line("tablehub standby")
         self.operator = (data_dir / "operator.txt").read_text().strip()
         self.watcher = stack.enter_context(
-            TestClient(cluster.mqtt_port(2), "watcher", username="operator", password=self.operator)
+            TestClient(
+                cluster.mqtt_port(2),
+                "watcher",
+                username="operator",
+                password=self.operator,
+                keepalive=keepalive,
+            )
         )
         self.watcher.subscribe(TOPICS.status)
         self.watcher.wait_for(_online("a"), 30)
         self.clients = [
-            stack.enter_context(TestClient(cluster.mqtt_port(k), name, password=passwords[name]))
+            stack.enter_context(
+                TestClient(
+                    cluster.mqtt_port(k), name, password=passwords[name], keepalive=keepalive
+                )
+            )
             for k, name in ((1, "alice"), (2, "bob"))
         ]
         alice, bob = self.clients
