@@ -1,0 +1,154 @@
+"""A phone in real Chromium and a Pi node keep playing across a state-service failover.
+
+A 3-node NATS cluster; ``hub serve`` instances a (active) and b (standby) as in
+test_standby; a standalone web bridge beside node 2 (not a hub's own bridge, which would
+die with it) serves the phone (Alice, seat 1); Bob plays from a TestClient on node 3; a Pi
+node (``pi_node.app.run``, as ``pi-node --broker`` runs it) follows the game on node 3
+with a display user of the cluster. After some turns the active service is killed with
+``kill -9`` while it is Alice's turn; without a reload the phone taps "end turn": the page
+may say it is sending again, and the tap is applied once b took over. The state advances on
+the page, on the Pi's screen (which follows b's status: not NOT LIVE) and in the replicated
+journal, exactly once. The time from the kill to the phone's command applied is printed
+(run with ``-s``), not asserted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.integration.test_standalone_bridge import BridgeProcess
+from tests.nats.services import ServiceProcess
+from tests.nats.test_standby import _history, _online
+from tests.pi_node.conftest import RunningNode, node_settings
+from tests.support.browser import WAIT_MS, launch_chromium, phone_page
+from tests.support.hub import cluster_password
+from tests.support.mqtt import TOPICS, TestClient
+from tests.support.nats import NatsCluster, nats_server
+
+pytestmark = pytest.mark.skipif(nats_server() is None, reason="nats-server is missing")
+
+FAILOVER_WAIT_MS = 120_000
+"""How long the page may take to show the tap applied after the kill: the takeover plus
+the page's resend backoff (3 s, 6 s, 12 s, then every 15 s), on a busy machine."""
+
+
+def _join_code(http_port: int, operator: str) -> str:
+    request = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/games/main/join-code")
+    auth = base64.b64encode(f"operator:{operator}".encode()).decode()
+    request.add_header("Authorization", f"Basic {auth}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        code: str = json.loads(response.read())["code"]
+    return code
+
+
+def _end_turn(page: Page, plus: int) -> None:
+    expect(page.get_by_test_id("status")).to_have_text("Your turn!", timeout=WAIT_MS)
+    page.get_by_test_id(f"plus-{plus}").click()
+    page.get_by_test_id("end-turn").click()
+
+
+@pytest.mark.timeout(400)
+def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    with NatsCluster(tmp_path / "nats", nodes=3) as cluster:
+        bob_password = cluster_password(cluster.url, "bob")
+        pi_password = cluster_password(cluster.url, "pi", role="display")
+        args = ("--command-rate-limit", "0")
+        a = ServiceProcess(data_dir, cluster, "a", *args)
+        b = ServiceProcess(data_dir, cluster, "b", *args)
+        with a, b:
+            a.wait_line("tablehub ready")
+            b.wait_line("tablehub standby")
+            operator = (data_dir / "operator.txt").read_text().strip()
+            with (
+                TestClient(
+                    cluster.mqtt_port(2), "watcher", username="operator", password=operator
+                ) as watcher,
+                BridgeProcess(None, cluster, node=2, data_dir=tmp_path / "bridge2") as bridge,
+                RunningNode(node_settings(cluster.mqtt_port(2), pi_password, tmp_path)) as pi,
+                TestClient(cluster.mqtt_port(2), "bob", password=bob_password) as bob,
+                sync_playwright() as playwright,
+            ):
+                watcher.subscribe(TOPICS.status)
+                first = watcher.wait_for(_online("a"), 30).json()
+                pi.screen.wait_text(f"hub online (epoch {first['epoch']})", timeout=60)
+
+                browser = launch_chromium(playwright)
+                errors: list[str] = []
+                phone = phone_page(browser, errors)
+                code = _join_code(bridge.http_port, operator)
+                phone.goto(f"http://127.0.0.1:{bridge.http_port}/?game=main&code={code}")
+                phone.get_by_test_id("name").fill("Alice")
+                phone.get_by_test_id("join").click()
+                connection = phone.get_by_test_id("connection")
+                expect(connection).to_have_text("connected", timeout=WAIT_MS)
+                phone.get_by_test_id("sit-1").click()
+                expect(phone.get_by_test_id("seat-1")).to_have_attribute("data-mine", "true")
+                assert bob.send({"type": "join", "name": "Bob"}, timeout=30)["ok"]
+                phone.get_by_test_id("start").click()
+
+                # a round before the failure: versions 1-2 joins, 3 start, 4-5 the turns
+                _end_turn(phone, 5)
+                expect(phone.get_by_test_id("status")).to_have_text("Bob's turn", timeout=WAIT_MS)
+                assert bob.state(min_version=4, timeout=30)["current_player_id"] == 2
+                assert bob.send({"type": "end_turn", "points": 1}, timeout=30)["ok"]
+                expect(phone.get_by_test_id("status")).to_have_text("Your turn!", timeout=WAIT_MS)
+                pi.screen.wait_text("ALICE'S TURN", "version 5", timeout=60)
+
+                # kill -9 of the active service; the phone taps at once, without a reload
+                mark, b_lines = len(watcher.messages), len(b.lines)
+                killed_at = time.monotonic()
+                a.kill()
+                _end_turn(phone, 1)
+                expect(phone.get_by_test_id("status")).to_have_text(
+                    "Bob's turn", timeout=FAILOVER_WAIT_MS
+                )
+                applied = bob.state(min_version=6, timeout=60)
+                applied_after = time.monotonic() - killed_at
+                status = watcher.wait_for(_online("b"), 60, after=mark).json()
+                took_over = b.wait_line("tablehub ready", after=b_lines, timeout=60)
+                assert status["epoch"] > first["epoch"], (first, status)
+                assert applied["version"] == 6, applied
+                assert applied["current_player_id"] == 2, applied
+                assert [p["score"] for p in applied["players"]] == [6, 1], applied
+                expect(phone.get_by_test_id("message")).to_have_text("", timeout=WAIT_MS)
+                expect(connection).to_have_text("connected", timeout=WAIT_MS)
+                # the Pi follows the new active service and the game: live, not stale
+                pi.screen.wait_text(
+                    f"hub online (epoch {status['epoch']})",
+                    "BOB'S TURN",
+                    "version 6",
+                    absent=("NOT LIVE",),
+                    timeout=60,
+                )
+
+                # the game goes on: Bob, then the phone again
+                assert bob.send({"type": "end_turn", "points": 2}, timeout=30)["ok"]
+                _end_turn(phone, 5)
+                final = bob.state(min_version=8, timeout=60)
+                assert [p["score"] for p in final["players"]] == [11, 3], final
+                pi.screen.wait_text("BOB'S TURN", "version 8", absent=("NOT LIVE",), timeout=60)
+                script_errors = [e for e in errors if e.startswith("page error")]
+                assert script_errors == [], script_errors
+                browser.close()
+
+            entries = _history(cluster)
+            assert [e.version for e in entries] == list(range(1, 9))
+            kinds = [e.command.type for e in entries]
+            assert kinds == ["join", "join", "start", *["end_turn"] * 5], kinds
+            rids = [e.command.request_id for e in entries]
+            assert all(n == 1 for n in Counter(rids).values()), rids
+            assert entries[5].epoch == status["epoch"], entries[5]
+            print(
+                f"\nkill -9 of the active service -> the phone's end_turn applied (page shows"
+                f" it): {applied_after:.2f} s; b ready: {took_over.at - killed_at:.2f} s"
+            )
