@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import urllib.request
 from collections import Counter
@@ -40,6 +41,9 @@ FAILOVER_WAIT_MS = 120_000
 the page's resend backoff (3 s, 6 s, 12 s, then every 15 s), on a busy machine."""
 
 
+_END_TURN = re.compile(rb'\{[^{}]*"type":"end_turn"[^{}]*\}')
+
+
 def _join_code(http_port: int, operator: str) -> str:
     request = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/games/main/join-code")
     auth = base64.b64encode(f"operator:{operator}".encode()).decode()
@@ -49,10 +53,19 @@ def _join_code(http_port: int, operator: str) -> str:
     return code
 
 
-def _end_turn(page: Page, plus: int) -> None:
-    expect(page.get_by_test_id("status")).to_have_text("Your turn!", timeout=WAIT_MS)
+def _end_turn(page: Page, plus: int, *, applied_within_ms: float = WAIT_MS) -> None:
+    """Alice's turn on the phone: +``plus`` points, end the turn; wait until the page shows
+    it applied (Bob's turn)."""
+    status = page.get_by_test_id("status")
+    expect(status).to_have_text("Your turn!", timeout=WAIT_MS)
     page.get_by_test_id(f"plus-{plus}").click()
     page.get_by_test_id("end-turn").click()
+    try:
+        expect(status).to_have_text("Bob's turn", timeout=applied_within_ms)
+    except AssertionError as exc:
+        message = page.get_by_test_id("message").text_content()
+        msg = f"the phone's end_turn was not applied; the page says {message!r}"
+        raise AssertionError(msg) from exc
 
 
 @pytest.mark.timeout(400)
@@ -79,12 +92,26 @@ def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) ->
                 sync_playwright() as playwright,
             ):
                 watcher.subscribe(TOPICS.status)
+                # every state from now on, live (not one retained copy read late: once a
+                # first run missed version 4 that way, a late subscriber's retained read
+                # being older than what was published meanwhile)
+                bob.subscribe(TOPICS.game_state("main"))
                 first = watcher.wait_for(_online("a"), 30).json()
                 pi.screen.wait_text(f"hub online (epoch {first['epoch']})", timeout=60)
 
                 browser = launch_chromium(playwright)
                 errors: list[str] = []
                 phone = phone_page(browser, errors)
+                sent: list[bytes] = []  # what the page published, to count its resends
+                phone.on(
+                    "websocket",
+                    lambda socket: socket.on(
+                        "framesent",
+                        lambda frame: sent.append(
+                            frame if isinstance(frame, bytes) else frame.encode()
+                        ),
+                    ),
+                )
                 code = _join_code(bridge.http_port, operator)
                 phone.goto(f"http://127.0.0.1:{bridge.http_port}/?game=main&code={code}")
                 phone.get_by_test_id("name").fill("Alice")
@@ -98,7 +125,6 @@ def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) ->
 
                 # a round before the failure: versions 1-2 joins, 3 start, 4-5 the turns
                 _end_turn(phone, 5)
-                expect(phone.get_by_test_id("status")).to_have_text("Bob's turn", timeout=WAIT_MS)
                 assert bob.state(min_version=4, timeout=30)["current_player_id"] == 2
                 assert bob.send({"type": "end_turn", "points": 1}, timeout=30)["ok"]
                 expect(phone.get_by_test_id("status")).to_have_text("Your turn!", timeout=WAIT_MS)
@@ -108,12 +134,15 @@ def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) ->
                 mark, b_lines = len(watcher.messages), len(b.lines)
                 killed_at = time.monotonic()
                 a.kill()
-                _end_turn(phone, 1)
-                expect(phone.get_by_test_id("status")).to_have_text(
-                    "Bob's turn", timeout=FAILOVER_WAIT_MS
-                )
-                applied = bob.state(min_version=6, timeout=60)
+                frames = len(sent)
+                _end_turn(phone, 1, applied_within_ms=FAILOVER_WAIT_MS)
                 applied_after = time.monotonic() - killed_at
+                copies = [
+                    json.loads(m.group()) for f in sent[frames:] for m in _END_TURN.finditer(f)
+                ]
+                assert copies, "the page published no end_turn"
+                assert all(c == copies[0] for c in copies), copies  # one request_id
+                applied = bob.state(min_version=6, timeout=60)
                 status = watcher.wait_for(_online("b"), 60, after=mark).json()
                 took_over = b.wait_line("tablehub ready", after=b_lines, timeout=60)
                 assert status["epoch"] > first["epoch"], (first, status)
@@ -150,5 +179,6 @@ def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) ->
             assert entries[5].epoch == status["epoch"], entries[5]
             print(
                 f"\nkill -9 of the active service -> the phone's end_turn applied (page shows"
-                f" it): {applied_after:.2f} s; b ready: {took_over.at - killed_at:.2f} s"
+                f" it): {applied_after:.2f} s, sent {len(copies)} time(s) (one request_id);"
+                f" b ready: {took_over.at - killed_at:.2f} s"
             )
