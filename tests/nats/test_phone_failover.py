@@ -12,13 +12,18 @@ journal, exactly once. Then a runs again as the standby, and the phone's next ta
 at once by ``kill -9`` of b (before or after b stored it): applied once all the same. The
 times from the kill (the tap) to the phone's command applied are printed (run with ``-s``),
 not asserted. Without the page's resends the first tap is never applied (checked by hand).
+Last, b runs again as the standby and the Pi's pause button is pressed while a is stopped
+(SIGSTOP), then a gets ``kill -9``: the Pi sends it again until b answers, and the game is
+paused once.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
+import signal
 import time
 import urllib.request
 from collections import Counter
@@ -31,11 +36,12 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.integration.test_standalone_bridge import BridgeProcess
 from tests.nats.services import ServiceProcess
 from tests.nats.test_standby import _history, _online
-from tests.pi_node.conftest import RunningNode, node_settings
+from tests.pi_node.conftest import MockTable, RunningNode, node_settings
 from tests.support.browser import WAIT_MS, launch_chromium, phone_page
 from tests.support.hub import cluster_password
 from tests.support.mqtt import TOPICS, TestClient
 from tests.support.nats import NatsCluster, nats_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(nats_server() is None, reason="nats-server is missing")
 
@@ -79,10 +85,14 @@ def _end_turn(
 
 
 @pytest.mark.timeout(400)
-def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) -> None:
+def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="pi_node")
+    table = MockTable()
     data_dir = tmp_path / "var"
     data_dir.mkdir()
-    with NatsCluster(tmp_path / "nats", nodes=3) as cluster:
+    with NatsCluster(tmp_path / "nats", nodes=3) as cluster, contextlib.closing(table.factory):
         bob_password = cluster_password(cluster.url, "bob")
         pi_password = cluster_password(cluster.url, "pi", role="display")
         args = ("--command-rate-limit", "0")
@@ -97,7 +107,9 @@ def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) ->
                     cluster.mqtt_port(2), "watcher", username="operator", password=operator
                 ) as watcher,
                 BridgeProcess(None, cluster, node=2, data_dir=tmp_path / "bridge2") as bridge,
-                RunningNode(node_settings(cluster.mqtt_port(2), pi_password, tmp_path)) as pi,
+                RunningNode(
+                    node_settings(cluster.mqtt_port(2), pi_password, tmp_path), table.hardware
+                ) as pi,
                 TestClient(cluster.mqtt_port(2), "bob", password=bob_password) as bob,
                 sync_playwright() as playwright,
             ):
@@ -192,14 +204,36 @@ def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) ->
                     absent=("NOT LIVE",),
                     timeout=60,
                 )
+
+                # the Pi's pause button, pressed while a is stopped, then kill -9 of a (b
+                # back as the standby): the Pi sends it again until b answers; applied once
+                b.start().wait_line("tablehub standby")
+                mark, b_lines = len(watcher.messages), len(b.lines)
+                a.signal(signal.SIGSTOP)  # a gets the press, if at all, but never answers
+                table.press_pause()
+                wait_until(lambda: "sent pause" in caplog.text, 60, what="the Pi's pause sent")
+                pressed_at = time.monotonic()
+                a.kill()
+                pi.screen.wait_text("PAUSED", absent=("NOT LIVE",), timeout=120)
+                paused_after = time.monotonic() - pressed_at
+                expect(phone.get_by_test_id("status")).to_have_text("Paused", timeout=WAIT_MS)
+                third = watcher.wait_for(_online("b"), 60, after=mark).json()
+                b.wait_line("tablehub ready", after=b_lines, timeout=60)
+                assert third["epoch"] > again["epoch"], (again, third)
+                pi.screen.wait_text(
+                    f"hub online (epoch {third['epoch']})", "PAUSED", "version 9", timeout=60
+                )
+                assert bob.state(min_version=9, timeout=60)["status"] == "paused"
+                assert "no reply to pause" in caplog.text  # sent again, the same request
                 script_errors = [e for e in errors if e.startswith("page error")]
                 assert script_errors == [], script_errors
                 browser.close()
 
             entries = _history(cluster)
-            assert [e.version for e in entries] == list(range(1, 9))
+            assert [e.version for e in entries] == list(range(1, 10))
             kinds = [e.command.type for e in entries]
-            assert kinds == ["join", "join", "start", *["end_turn"] * 5], kinds
+            assert kinds == ["join", "join", "start", *["end_turn"] * 5, "pause"], kinds
+            assert entries[-1].actor.client_id == "pi", entries[-1]
             rids = [e.command.request_id for e in entries]
             assert all(n == 1 for n in Counter(rids).values()), rids
             assert entries[5].epoch == status["epoch"], entries[5]
@@ -207,5 +241,7 @@ def test_a_phone_and_a_pi_node_keep_playing_across_a_failover(tmp_path: Path) ->
                 f"\nkill -9 of the active service -> the phone's end_turn applied (page shows"
                 f" it): {applied_after:.2f} s, sent {len(copies)} time(s) (one request_id);"
                 f" b ready: {took_over.at - killed_at:.2f} s; a tap followed by kill -9 of b:"
-                f" applied, as the page shows, {second_after:.2f} s after the tap"
+                f" applied, as the page shows, {second_after:.2f} s after the tap; the Pi's"
+                f" pause pressed to a stopped a, then kill -9 of a: paused on its screen"
+                f" {paused_after:.2f} s after the kill"
             )
