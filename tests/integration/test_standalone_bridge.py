@@ -33,17 +33,20 @@ class BridgeProcess:
 
     def __init__(
         self,
-        hub: HubProcess,
+        hub: HubProcess | None,
         broker: ExternalBroker,
         *,
         node: int | None = None,
         data_dir: Path | None = None,
     ) -> None:
         """``node``: the broker URL's node it stands beside; ``data_dir``: its own (default
-        the hub's)."""
+        the hub's; required without a hub, as beside several ``hub serve`` instances)."""
+        if data_dir is None:
+            assert hub is not None, "a bridge without a hub needs a data_dir"
+            data_dir = hub.data_dir
         self.command = [
             *(sys.executable, "-c", "from hub.cli import web_bridge_main; web_bridge_main()"),
-            *("--broker", broker.url, "--data-dir", str(data_dir or hub.data_dir)),
+            *("--broker", broker.url, "--data-dir", str(data_dir)),
             *("--bind", "127.0.0.1", "--http-port", "0"),
             *(("--broker-node", str(node)) if node is not None else ()),
         ]
