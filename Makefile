@@ -31,8 +31,8 @@ typecheck: setup
 # pytest under coverage: the hubs, bridges and Pi nodes the tests start are measured too
 # ([tool.coverage.run] in pyproject.toml), and so are pytest-xdist's workers (subprocesses
 # as well); the floor is checked on full runs only. The suite runs on PYTEST_WORKERS workers
-# (most tests wait on brokers and subprocesses, not on the CPU); `--dist loadgroup` keeps
-# the tests marked xdist_group(name) on one worker, one at a time (the CPU hogs).
+# (most tests wait on brokers and subprocesses, not on the CPU); the CPU hogs listed in
+# tests/support/scheduling.py run on one worker, one at a time (`--dist loadgroup`).
 # Targeted runs: `make pytest PYTEST_ARGS=tests/state`, in one process with PYTEST_WORKERS=0.
 COV_DIR := .coverage-data
 PYTEST_WORKERS ?= 4
