@@ -49,7 +49,7 @@ from nats.js.errors import (
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from hub.nats.config import read_callout
-from hub.nats.errors import NatsError
+from hub.nats.errors import NatsError, error_logger
 from hub.protocol import Event, Reply
 from hub.protocol.broker_url import BrokerUrl
 from hub.state.errors import FencedError, JournalCorruptError, StorageUnavailableError
@@ -236,6 +236,7 @@ class JetStreamJournal:
                 user=self._user,
                 password=self._password,
                 name="tablehub-journal",
+                error_cb=error_logger(_LOGGER, "journal"),
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.25,
                 connect_timeout=_TIMEOUT,

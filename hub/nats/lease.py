@@ -39,7 +39,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from hub.nats.errors import NatsError
+from hub.nats.errors import NatsError, error_logger
 
 __all__ = ["BUCKET", "Lease"]
 
@@ -83,6 +83,7 @@ class Lease:
                 user=self._user,
                 password=self._password,
                 name=f"tablehub-lease-{self.instance}",
+                error_cb=error_logger(_LOGGER, "lease"),
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=0.25,
                 connect_timeout=5,
