@@ -263,14 +263,10 @@ class HubTarget(Target):
         argv += ["--command-rate-limit", "0", *extra]
         return ServerProcess("hub", argv, self.workdir / "hub.log", _SERVER_ENV, self.hub_src)
 
-    def _mosquitto(self) -> tuple[ServerProcess, str]:
-        conf = self.workdir / "mosquitto"
-        port = free_port()
+    def _hub_command(self, command: str, *args: str) -> None:
+        """Run ``hub COMMAND ARGS`` from the hub's source tree; BenchError if it fails."""
         done = subprocess.run(
-            [
-                *(sys.executable, "-m", "hub", "mosquitto-config", "--out", str(conf)),
-                *("--port", str(port), "--bind", "127.0.0.1", "--data-dir", str(self.data_dir)),
-            ],
+            [sys.executable, "-m", "hub", command, *args],
             cwd=self.hub_src,
             capture_output=True,
             text=True,
@@ -278,8 +274,16 @@ class HubTarget(Target):
             check=False,
         )
         if done.returncode != 0:
-            msg = f"hub mosquitto-config failed: {done.stderr}"
+            msg = f"hub {command} failed: {done.stderr}"
             raise BenchError(msg)
+
+    def _mosquitto(self) -> tuple[ServerProcess, str]:
+        conf = self.workdir / "mosquitto"
+        port = free_port()
+        self._hub_command(
+            *("mosquitto-config", "--out", str(conf), "--port", str(port)),
+            *("--bind", "127.0.0.1", "--data-dir", str(self.data_dir)),
+        )
         text = (conf / "mosquitto.conf").read_text() + "set_tcp_nodelay true\n"
         if os.geteuid() == 0:  # our temp dirs are 0700: mosquitto must not drop to its user
             text += "user root\n"
@@ -365,20 +369,10 @@ class NatsTarget(HubTarget):
     def _cluster(self) -> str:
         """Write the cluster's configs; start and wait for every node; the service URL."""
         conf = self.workdir / "nats"
-        done = subprocess.run(
-            [
-                *(sys.executable, "-m", "hub", "nats-config", "--nodes", str(self.nodes)),
-                *("--out", str(conf), "--bind", "127.0.0.1", "--base-port", "0"),
-            ],
-            cwd=self.hub_src,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        self._hub_command(
+            *("nats-config", "--nodes", str(self.nodes), "--out", str(conf)),
+            *("--bind", "127.0.0.1", "--base-port", "0"),
         )
-        if done.returncode != 0:
-            msg = f"hub nats-config failed: {done.stderr}"
-            raise BenchError(msg)
         cluster = json.loads((conf / "cluster.json").read_text())
         binary = Path(sys.executable).parent / "nats-server"
         if not binary.exists():
