@@ -30,7 +30,6 @@ from collections import deque
 from types import TracebackType
 from typing import Any, Self
 
-import nats
 import nkeys
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -46,6 +45,7 @@ from hub.auth import (
     VerifierBusyError,
 )
 from hub.auth.login import LoginCheck
+from hub.nats.client import close_quietly, connect
 from hub.nats.config import CalloutConfig
 from hub.nats.errors import NatsError
 from hub.nats.jwt import decode_claims, encode_jwt
@@ -117,32 +117,28 @@ class AuthCallout:
         user, password = self._config.system_user, self._config.system_password
         if user is None or password is None:
             return None
-        return await nats.connect(
-            servers=list(self._config.servers),
+        return await connect(
+            self._config.servers,
             user=user,
             password=password.get_secret_value(),
             name="tablehub-kicker",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
-            error_cb=self._error,
+            logger=_LOGGER,
+            what="auth callout",
         )
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
         try:
             self._system = await self._connect_system()
-            self._nc = await nats.connect(
-                servers=list(self._config.servers),
+            self._nc = await connect(
+                self._config.servers,
                 user=self._config.user,
                 password=self._config.password.get_secret_value(),
                 name="tablehub-callout",
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                connect_timeout=5,
-                error_cb=self._error,
-                disconnected_cb=self._disconnected,
-                reconnected_cb=self._reconnected,
+                logger=_LOGGER,
+                what="auth callout",
+                disconnected=self._disconnected,
+                reconnected=self._reconnected,
             )
             await self._nc.subscribe(AUTH_SUBJECT, queue=QUEUE_GROUP, cb=self._request)
             await self._nc.flush()
@@ -167,8 +163,7 @@ class AuthCallout:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for client in (self._nc, self._system):
-            if client is not None and not client.is_closed:
-                await client.close()
+            await close_quietly(client)
         self._nc = self._system = None
 
     def end_client(self, client_id: str, reason: str) -> None:
@@ -218,9 +213,6 @@ class AuthCallout:
                     _LOGGER.info("disconnected %s on %s: %s", client_id, server, reason)
         except (NatsClientError, TimeoutError, KeyError) as exc:
             _LOGGER.warning("could not disconnect %s (%s): %s", client_id, reason, exc)
-
-    async def _error(self, exc: Exception) -> None:
-        _LOGGER.warning("NATS (auth callout): %s", exc)
 
     async def _disconnected(self) -> None:
         _LOGGER.warning("auth callout disconnected from the NATS cluster; reconnecting")

@@ -33,7 +33,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsClientError
 from nats.errors import NoRespondersError
@@ -48,8 +47,9 @@ from nats.js.errors import (
 )
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from hub.nats.client import close_quietly, connect
 from hub.nats.config import read_callout
-from hub.nats.errors import NatsError, error_logger
+from hub.nats.errors import NatsError
 from hub.protocol import Event, Reply
 from hub.protocol.broker_url import BrokerUrl
 from hub.state.errors import FencedError, JournalCorruptError, StorageUnavailableError
@@ -231,16 +231,15 @@ class JetStreamJournal:
     # --- lifecycle ---------------------------------------------------------------------
     async def __aenter__(self) -> Self:
         try:
-            self._nc = await nats.connect(
-                servers=self._servers,
+            self._nc = await connect(
+                self._servers,
                 user=self._user,
                 password=self._password,
                 name="tablehub-journal",
-                error_cb=error_logger(_LOGGER, "journal"),
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
+                logger=_LOGGER,
+                what="journal",
+                reconnect_wait=0.25,
                 connect_timeout=_TIMEOUT,
-                allow_reconnect=True,
             )
             self._js = self._nc.jetstream(timeout=_TIMEOUT)
             if not self._read_only:
@@ -267,8 +266,7 @@ class JetStreamJournal:
 
     async def _close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
-        if nc is not None and not nc.is_closed:
-            await nc.close()
+        await close_quietly(nc)
 
     @property
     def _jetstream(self) -> JetStreamContext:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsClientError
 from nats.errors import NoRespondersError
@@ -38,6 +37,7 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
+from hub.nats.client import close_quietly, connect
 from hub.nats.errors import NatsError
 
 __all__ = ["Conflict", "Entry", "KvCluster", "Mirror"]
@@ -285,20 +285,15 @@ class KvCluster:
         return self
 
     async def _connect(self) -> None:
-        self._nc = await nats.connect(
-            servers=list(self.servers),
-            dont_randomize=True,  # the first server is the node this process stands beside
+        self._nc = await connect(
+            self.servers,
             user=self._user,
             password=self._password,
             name=self._name,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
-            error_cb=self._error,
+            logger=_LOGGER,
+            what="key-value stores",
+            prefer_first=True,
         )
-
-    async def _error(self, exc: Exception) -> None:
-        _LOGGER.warning("NATS (key-value stores): %s", exc)
 
     def bucket(self, name: str, *, history: int = 1) -> Mirror:
         """Open or create bucket ``name`` and mirror it (returns once the copy is whole)."""
@@ -349,8 +344,7 @@ class KvCluster:
         async def close() -> None:
             for mirror in self._mirrors:
                 await mirror.stop()
-            if self._nc is not None and not self._nc.is_closed:
-                await self._nc.close()
+            await close_quietly(self._nc)
             # nats-py leaves its JetStream subscriptions' helper tasks behind
             others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in others:

@@ -32,14 +32,14 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsClientError
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from hub.nats.errors import NatsError, error_logger
+from hub.nats.client import close_quietly, connect
+from hub.nats.errors import NatsError
 
 __all__ = ["BUCKET", "Lease"]
 
@@ -78,15 +78,14 @@ class Lease:
 
     async def __aenter__(self) -> Self:
         try:
-            self._nc = await nats.connect(
-                servers=self._servers,
+            self._nc = await connect(
+                self._servers,
                 user=self._user,
                 password=self._password,
                 name=f"tablehub-lease-{self.instance}",
-                error_cb=error_logger(_LOGGER, "lease"),
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                connect_timeout=5,
+                logger=_LOGGER,
+                what="lease",
+                reconnect_wait=0.25,
             )
             js = self._nc.jetstream(timeout=max(1.0, self._seconds))
             try:
@@ -118,8 +117,7 @@ class Lease:
 
     async def _close(self) -> None:
         nc, self._nc, self._kv = self._nc, None, None
-        if nc is not None and not nc.is_closed:
-            await nc.close()
+        await close_quietly(nc)
 
     @property
     def _bucket_kv(self) -> KeyValue:
