@@ -4,21 +4,28 @@ The key-value stores, the auth callout (and its system-account kicker), the leas
 journal all reconnect for ever, give up a CONNECT after ``connect_timeout`` seconds, and log
 a failed reconnect as one warning line (``error_logger``) instead of nats-py's traceback.
 They differ only in how soon they retry (the lease and the journal sooner: a standby's
-takeover waits on them) and in whether the first server is preferred.
+takeover waits on them) and in whether the first server is preferred. ``while_electing``
+asks JetStream again while it has no leader.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from hub.nats.errors import error_logger
 
-__all__ = ["close_quietly", "connect"]
+__all__ = ["ELECTING", "close_quietly", "connect", "while_electing"]
 
+_T = TypeVar("_T")
 Callback = Callable[[], Awaitable[None]]
 
 
@@ -62,3 +69,37 @@ async def close_quietly(client: NatsClient | None) -> None:
     """Close ``client`` unless it is absent or closed already."""
     if client is not None and not client.is_closed:
         await client.close()
+
+
+ELECTING: tuple[type[Exception], ...] = (
+    NatsTimeoutError,
+    NoRespondersError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+)
+"""What JetStream answers while the cluster or a stream elects a leader (a node died, or
+the cluster has just started): its API calls time out, find no responder, or answer 503."""
+
+
+async def while_electing(
+    call: Callable[[], Awaitable[_T]],
+    *,
+    patience: float,
+    pause: float,
+    logger: logging.Logger,
+    what: str,
+) -> _T:
+    """``call()``, asked again every ``pause`` seconds while JetStream answers as if it had
+    no leader (``ELECTING``, also as the cause of a translated error), until ``patience``
+    seconds have passed; then the last error is raised."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            electing = isinstance(exc, ELECTING) or isinstance(exc.__cause__, ELECTING)
+            if not electing or loop.time() >= deadline:
+                raise
+            logger.info("%s: JetStream has no leader yet (%r); asking again", what, exc)
+        await asyncio.sleep(pause)

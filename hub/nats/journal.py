@@ -47,7 +47,7 @@ from nats.js.errors import (
 )
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from hub.nats.client import close_quietly, connect
+from hub.nats.client import close_quietly, connect, while_electing
 from hub.nats.config import read_callout
 from hub.nats.errors import NatsError
 from hub.protocol import Event, Reply
@@ -178,27 +178,11 @@ class _Index:
                 del self.remembered[key]
 
 
-_TRANSIENT = (NatsTimeoutError, NoRespondersError, NoStreamResponseError, ServiceUnavailableError)
-"""What JetStream answers while a stream or the cluster elects a leader (a node died)."""
-
-
 async def _patiently(call: Callable[[], Awaitable[None]]) -> None:
-    """``call()``, again after a transient failure, until ``WRITE_PATIENCE`` has passed."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WRITE_PATIENCE
-    while True:
-        try:
-            await call()
-        except StorageUnavailableError as exc:
-            if not isinstance(exc.__cause__, _TRANSIENT) or loop.time() >= deadline:
-                raise
-        except _TRANSIENT:
-            if loop.time() >= deadline:
-                raise
-        else:
-            return
-        _LOGGER.warning("the journal stream has no leader yet: asking again")
-        await asyncio.sleep(0.25)
+    """``call()``, again while the stream elects a leader, until ``WRITE_PATIENCE``."""
+    await while_electing(
+        call, patience=WRITE_PATIENCE, pause=0.25, logger=_LOGGER, what="the journal stream"
+    )
 
 
 class JetStreamJournal:

@@ -25,19 +25,16 @@ from typing import Any, Self, TypeVar
 
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsClientError
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import KeyValueConfig
 from nats.js.errors import (
     BucketNotFoundError,
     KeyDeletedError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    ServiceUnavailableError,
 )
 from nats.js.kv import KeyValue
 
-from hub.nats.client import close_quietly, connect
+from hub.nats.client import close_quietly, connect, while_electing
 from hub.nats.errors import NatsError
 
 __all__ = ["Conflict", "Entry", "KvCluster", "Mirror"]
@@ -311,23 +308,20 @@ class KvCluster:
         """The bucket, created if missing. A cluster just started has no JetStream leader
         for a few seconds (its API calls time out or answer 503): asked again until
         ``BUCKET_TIMEOUT``, so `hub serve` may start right after the nodes."""
-        deadline = asyncio.get_running_loop().time() + BUCKET_TIMEOUT
         js = self.js
-        while True:
+
+        async def open_bucket() -> KeyValue:
             kv: KeyValue
             try:
-                try:
-                    kv = await js.key_value(name)
-                except BucketNotFoundError:
-                    config = KeyValueConfig(bucket=name, history=history, replicas=self.replicas)
-                    kv = await js.create_key_value(config)
-            except (NatsTimeoutError, ServiceUnavailableError, NoRespondersError) as exc:
-                if asyncio.get_running_loop().time() >= deadline:
-                    raise
-                _LOGGER.info("JetStream not ready yet (%r): asking again", exc)
-                await asyncio.sleep(0.5)
-            else:
-                return kv
+                kv = await js.key_value(name)
+            except BucketNotFoundError:
+                config = KeyValueConfig(bucket=name, history=history, replicas=self.replicas)
+                kv = await js.create_key_value(config)
+            return kv
+
+        return await while_electing(
+            open_bucket, patience=BUCKET_TIMEOUT, pause=0.5, logger=_LOGGER, what=f"bucket {name}"
+        )
 
     def __exit__(
         self,
