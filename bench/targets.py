@@ -232,10 +232,14 @@ class HubTarget(Target):
         mosquitto: bool = False,
         tcp_client: TcpClient = "paho",
         hub_src: Path | None = None,
+        games: tuple[str, ...] = (),
     ) -> None:
         super().__init__(workdir, phones, hub_src)
         self.name = "hub+mosquitto" if mosquitto else "hub"
         self.mosquitto = mosquitto
+        self.games = games
+        """The games the hub runs (``HUB_GAMES``; empty: its default, ``main``). Phone ``i``
+        belongs to ``games[i * len(games) // phones]``: equal consecutive shares."""
         self.tcp_client = tcp_client
         self.data_dir = workdir / "data"
         self.mqtt_port = 0
@@ -252,16 +256,22 @@ class HubTarget(Target):
         _UserFile.write(self.data_dir, users)
         if not self.mosquitto:
             with SessionStore(self.data_dir) as sessions:
-                made = [sessions.create("main", f"phone{i}") for i in range(self.phones)]
+                made = [sessions.create(self._game_of(i), f"phone{i}") for i in range(self.phones)]
             self._phones = [
                 Identity(m.session.client_id, m.session.client_id, m.token) for m in made
             ]
+
+    def _game_of(self, phone: int) -> str:
+        return self.games[phone * len(self.games) // self.phones] if self.games else "main"
 
     def _hub(self, *extra: str) -> ServerProcess:
         argv = [sys.executable, "-m", "hub", "serve", "--data-dir", str(self.data_dir)]
         argv += ["--bind", "127.0.0.1", "--mqtt-port", "0", "--http-port", "0"]
         argv += ["--command-rate-limit", "0", *extra]
-        return ServerProcess("hub", argv, self.workdir / "hub.log", _SERVER_ENV, self.hub_src)
+        env = dict(_SERVER_ENV)
+        if self.games:
+            env["HUB_GAMES"] = json.dumps(list(self.games))  # a JSON list, as hub/settings.py reads
+        return ServerProcess("hub", argv, self.workdir / "hub.log", env, self.hub_src)
 
     def _hub_command(self, command: str, *args: str) -> None:
         """Run ``hub COMMAND ARGS`` from the hub's source tree; BenchError if it fails."""
@@ -465,7 +475,10 @@ def make_target(
     *,
     tcp_client: TcpClient = "paho",
     hub_src: Path | None = None,
+    games: tuple[str, ...] = (),
 ) -> Target:
+    """``games``: the games a hub runs (the Socket.IO baseline makes a game per name its
+    clients ask for; the NATS targets run the default game only)."""
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "socketio":
         return SocketIOTarget(workdir, phones)
@@ -479,4 +492,5 @@ def make_target(
         mosquitto=name == "hub+mosquitto",
         tcp_client=tcp_client,
         hub_src=hub_src,
+        games=games,
     )
