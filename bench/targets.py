@@ -77,6 +77,7 @@ class ServerProcess:
         self.env = {**os.environ, **env}
         self.proc: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
+        self._drain: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0, *, ready_line: bool = True) -> str:
         self._log = self.log_path.open("a")
@@ -101,7 +102,8 @@ class ServerProcess:
             msg = f"{self.name} did not get ready in {timeout} s:\n{self.log_tail()}"
             raise BenchError(msg)
         # keep draining stdout, so a chatty server never blocks on a full pipe
-        threading.Thread(target=stdout.read, daemon=True).start()
+        self._drain = threading.Thread(target=stdout.read, daemon=True)
+        self._drain.start()
         return line[0].strip()
 
     @property
@@ -121,6 +123,11 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if proc is not None and proc.stdout is not None:
+            if self._drain is not None:  # EOF once the process is gone
+                self._drain.join(5)
+            if self._drain is None or not self._drain.is_alive():
+                proc.stdout.close()
         if self._log is not None:
             self._log.close()
             self._log = None
