@@ -12,14 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
+import socketio  # type: ignore[import-untyped]
 
 from bench.clients import Endpoint
 from bench.targets import SocketIOTarget
 from bench.workloads import Plan, Recorder, venue
-
-pytest.importorskip("flask_socketio")
-socketio = pytest.importorskip("socketio")
 
 
 async def _until(check: Any, what: str, within: float = 20.0) -> None:
