@@ -1,7 +1,7 @@
 """``python -m bench``: run the workloads, print a Markdown table, write the results.
 
-    python -m bench                       # everything, 3 repeats (about 12 minutes here)
-    python -m bench --quick               # small sizes, 1 repeat (about 2 minutes)
+    python -m bench                       # everything, 3 repeats (about 19 minutes here)
+    python -m bench --quick               # small sizes, 1 repeat (about 2.5 minutes)
     python -m bench --workloads storm,subs --targets hub,hub+mosquitto
 
 Writes ``bench/results/<UTC timestamp>.json`` (every point, the summary, the machine) and
