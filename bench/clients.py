@@ -220,6 +220,8 @@ class SioGameClient:
 
     async def open(self) -> None:
         url = f"http://{self._endpoint.host}:{self._endpoint.port}"
+        if self._endpoint.game != "main":  # the baseline puts the client in that game's room
+            url += f"?game={self._endpoint.game}"
         await self._sio.connect(url, transports=["websocket"], wait_timeout=20)
 
     def _state(self, state: dict[str, Any]) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Protocol, Self, TypeVar, overload
 
 from bench.errors import BenchError
 from bench.worker import WorkerSpec, worker_main
@@ -15,11 +16,29 @@ from bench.worker import WorkerSpec, worker_main
 __all__ = ["Fleet"]
 
 
-class Fleet:
-    """``with Fleet(specs) as fleet:`` one process per spec, each with its clients."""
+class _Spec(Protocol):
+    @property
+    def name(self) -> str: ...
 
-    def __init__(self, specs: list[WorkerSpec]) -> None:
-        self.specs = specs
+
+S = TypeVar("S", bound=_Spec)
+
+
+class Fleet(Generic[S]):
+    """``with Fleet(specs) as fleet:`` one process per spec, each with its clients.
+
+    The processes run ``bench.worker`` (the default) or another entry point with the same
+    request protocol (``Fleet(specs, venue_main)``)."""
+
+    @overload
+    def __init__(self: Fleet[WorkerSpec], specs: list[WorkerSpec]) -> None: ...
+    @overload
+    def __init__(self, specs: list[S], main: Callable[[S, Connection], None]) -> None: ...
+    def __init__(
+        self, specs: list[Any], main: Callable[[Any, Connection], None] = worker_main
+    ) -> None:
+        self.specs: list[S] = specs
+        self._main = main
         self._procs: list[BaseProcess] = []
         self._conns: list[Connection] = []
 
@@ -28,7 +47,7 @@ class Fleet:
         try:
             for spec in self.specs:
                 mine, theirs = ctx.Pipe()
-                proc = ctx.Process(target=worker_main, args=(spec, theirs), name=spec.name)
+                proc = ctx.Process(target=self._main, args=(spec, theirs), name=spec.name)
                 proc.daemon = True
                 proc.start()
                 theirs.close()

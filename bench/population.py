@@ -89,7 +89,7 @@ class Layout:
             self.add(group, [(s, "idle") for s in chunk], endpoint=endpoint)
 
 
-def connect(fleet: Fleet, indices: list[int], timeout: float = 180.0) -> dict[str, Any]:
+def connect(fleet: Fleet[Any], indices: list[int], timeout: float = 180.0) -> dict[str, Any]:
     """Connect the clients of these workers at once; the rate over all of them."""
     if not indices:
         return {"connected": 0, "failed": 0, "errors": [], "seconds": 0.0, "rate": 0.0}
@@ -106,7 +106,7 @@ def connect(fleet: Fleet, indices: list[int], timeout: float = 180.0) -> dict[st
 
 
 def measure_storm(
-    fleet: Fleet,
+    fleet: Fleet[WorkerSpec],
     layout: Layout,
     *,
     server_pids: list[int],

@@ -128,6 +128,24 @@ def _subs_ratios(summary: dict[Key, dict[str, Spread]]) -> list[str]:
     return lines
 
 
+def _venue_ratios(summary: dict[Key, dict[str, Spread]]) -> list[str]:
+    sizes = sorted({k[3] for k in summary if k[0] == "venue"})
+    if not sizes:
+        return []
+
+    def get(target: str, kind: str, t: int) -> Spread | None:
+        return summary.get(("venue", target, kind, t), {}).get("server_cpu_ms_per_cmd")
+
+    lines = ["| tables | hub ÷ socketio | hub ÷ hub+mosquitto |", "|---|---|---|"]
+    for t in sizes:
+        hub = get("hub", "tcp+ws", t)
+        lines.append(
+            f"| {t} | {_ratio(hub, get('socketio', 'sio', t))} "
+            f"| {_ratio(hub, get('hub+mosquitto', 'tcp+ws', t))} |"
+        )
+    return lines
+
+
 def _join(*tables: list[str]) -> list[str]:
     out: list[str] = []
     for table in tables:
@@ -196,6 +214,28 @@ def markdown(summary: dict[Key, dict[str, Spread]], meta: dict[str, Any]) -> str
                 "idle",
             ),
         ),
+        (
+            "Venue (T tables, 2 players + 3 watchers each, human pace; hubs: half TCP, half WS)",
+            _table(
+                summary,
+                "venue",
+                [
+                    _col("clients", "clients", 0),
+                    _col("cmd/s", "cmd_per_s", 0),
+                    _col("server CPU ms/cmd", "server_cpu_ms_per_cmd", 2),
+                    _pair("reply p50 / p99 ms", "reply_p50_ms", "reply_p99_ms"),
+                    _pair("sender p50 / p99 ms", "sender_p50_ms", "sender_p99_ms"),
+                    _col("fan-out p99 ms", "fanout_p99_ms", 1),
+                    _pair("stalls / lost", "stalls", "lost", 0),
+                    _col("rejected", "rejected", 0),
+                    _col("server RSS MB", "server_peak_rss_mb", 0),
+                    _pair("gen / others cores", "generator_cores", "others_cores", 2),
+                    _col("busiest gen worker %", "busiest_worker_pct", 0),
+                ],
+                "tables",
+            ),
+        ),
+        ("Venue: server CPU per command, ratios of medians", _venue_ratios(summary)),
         (
             "Footprint",
             _table(

@@ -1,7 +1,7 @@
 """``python -m bench``: run the workloads, print a Markdown table, write the results.
 
-    python -m bench                       # everything, 3 repeats (about 12 minutes here)
-    python -m bench --quick               # small sizes, 1 repeat (about 2 minutes)
+    python -m bench                       # everything, 3 repeats (about 19 minutes here)
+    python -m bench --quick               # small sizes, 1 repeat (about 2.5 minutes)
     python -m bench --workloads storm,subs --targets hub,hub+mosquitto
 
 Writes ``bench/results/<UTC timestamp>.json`` (every point, the summary, the machine) and
@@ -66,6 +66,8 @@ QUICK = {
     "subs_fanout_sinks": 20,
     "subs_fanout_publishes": 100,
     "subs_seconds": 0.7,
+    "venue_sizes": (10,),
+    "venue_seconds": 5.0,
 }
 
 
@@ -86,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storm-sizes", type=_ints, help="N for the turn storm, e.g. 10,100,500")
     p.add_argument("--storm-ws-sizes", type=_ints, help="N also run over WebSocket")
     p.add_argument("--storm-seconds", type=float, help="time bound of one storm")
+    p.add_argument("--venue-sizes", type=_ints, help="tables for the venue, e.g. 50,200")
+    p.add_argument("--venue-seconds", type=float, help="play time of one venue repeat")
     p.add_argument("--tcp-client", choices=("paho", "lite"), default="paho")
     p.add_argument("--spectator-qos", type=int, choices=(0, 1), default=0)
     p.add_argument(
@@ -102,7 +106,7 @@ def _plan(args: argparse.Namespace, workdir: Path) -> Plan:
     fields: dict[str, Any] = dict(QUICK) if args.quick else {}
     if args.repeats:
         fields["repeats"] = args.repeats
-    for name in ("storm_sizes", "storm_ws_sizes", "storm_seconds"):
+    for name in ("storm_sizes", "storm_ws_sizes", "storm_seconds", "venue_sizes", "venue_seconds"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     requested = [t for t in args.targets.split(",") if t]

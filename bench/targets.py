@@ -77,6 +77,7 @@ class ServerProcess:
         self.env = {**os.environ, **env}
         self.proc: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
+        self._drain: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0, *, ready_line: bool = True) -> str:
         self._log = self.log_path.open("a")
@@ -101,7 +102,8 @@ class ServerProcess:
             msg = f"{self.name} did not get ready in {timeout} s:\n{self.log_tail()}"
             raise BenchError(msg)
         # keep draining stdout, so a chatty server never blocks on a full pipe
-        threading.Thread(target=stdout.read, daemon=True).start()
+        self._drain = threading.Thread(target=stdout.read, daemon=True)
+        self._drain.start()
         return line[0].strip()
 
     @property
@@ -121,6 +123,11 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if proc is not None and proc.stdout is not None:
+            if self._drain is not None:  # EOF once the process is gone
+                self._drain.join(5)
+            if self._drain is None or not self._drain.is_alive():
+                proc.stdout.close()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -232,10 +239,14 @@ class HubTarget(Target):
         mosquitto: bool = False,
         tcp_client: TcpClient = "paho",
         hub_src: Path | None = None,
+        games: tuple[str, ...] = (),
     ) -> None:
         super().__init__(workdir, phones, hub_src)
         self.name = "hub+mosquitto" if mosquitto else "hub"
         self.mosquitto = mosquitto
+        self.games = games
+        """The games the hub runs (``HUB_GAMES``; empty: its default, ``main``). Phone ``i``
+        belongs to ``games[i * len(games) // phones]``: equal consecutive shares."""
         self.tcp_client = tcp_client
         self.data_dir = workdir / "data"
         self.mqtt_port = 0
@@ -252,16 +263,22 @@ class HubTarget(Target):
         _UserFile.write(self.data_dir, users)
         if not self.mosquitto:
             with SessionStore(self.data_dir) as sessions:
-                made = [sessions.create("main", f"phone{i}") for i in range(self.phones)]
+                made = [sessions.create(self._game_of(i), f"phone{i}") for i in range(self.phones)]
             self._phones = [
                 Identity(m.session.client_id, m.session.client_id, m.token) for m in made
             ]
+
+    def _game_of(self, phone: int) -> str:
+        return self.games[phone * len(self.games) // self.phones] if self.games else "main"
 
     def _hub(self, *extra: str) -> ServerProcess:
         argv = [sys.executable, "-m", "hub", "serve", "--data-dir", str(self.data_dir)]
         argv += ["--bind", "127.0.0.1", "--mqtt-port", "0", "--http-port", "0"]
         argv += ["--command-rate-limit", "0", *extra]
-        return ServerProcess("hub", argv, self.workdir / "hub.log", _SERVER_ENV, self.hub_src)
+        env = dict(_SERVER_ENV)
+        if self.games:
+            env["HUB_GAMES"] = json.dumps(list(self.games))  # a JSON list, as hub/settings.py reads
+        return ServerProcess("hub", argv, self.workdir / "hub.log", env, self.hub_src)
 
     def _hub_command(self, command: str, *args: str) -> None:
         """Run ``hub COMMAND ARGS`` from the hub's source tree; BenchError if it fails."""
@@ -465,7 +482,10 @@ def make_target(
     *,
     tcp_client: TcpClient = "paho",
     hub_src: Path | None = None,
+    games: tuple[str, ...] = (),
 ) -> Target:
+    """``games``: the games a hub runs (the Socket.IO baseline makes a game per name its
+    clients ask for; the NATS targets run the default game only)."""
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "socketio":
         return SocketIOTarget(workdir, phones)
@@ -479,4 +499,5 @@ def make_target(
         mosquitto=name == "hub+mosquitto",
         tcp_client=tcp_client,
         hub_src=hub_src,
+        games=games,
     )

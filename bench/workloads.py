@@ -7,7 +7,9 @@
   reply topic; then a 10-client storm with all of them attached;
 - ``footprint``: start to ready, and idle RSS;
 - ``subs``: broker CPU per publish with few or many distinct subscriptions (each phone its
-  own reply topic), and per delivery.
+  own reply topic), and per delivery;
+- ``venue``: T tables side by side, each a game of its own (2 players, a display, two
+  phones), played at a human pace with bursts (``bench.tables``).
 
 Every workload records one point per repeat (``Recorder.point``); a target that fails is
 recorded as a failure with its log, and the run goes on.
@@ -15,6 +17,7 @@ recorded as a failure with its log, and the run goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -29,8 +32,9 @@ from bench.clients import Identity, Kind, TcpClient
 from bench.errors import BenchError
 from bench.fleet import Fleet
 from bench.players import STORM_ROUNDS
-from bench.population import Layout, connect, measure_storm
+from bench.population import STALL_SECONDS, Layout, connect, measure_storm
 from bench.procstat import Window, rss_of
+from bench.tables import TableSpec, VenueSpec, venue_figures, venue_main
 from bench.targets import NATS_TARGETS, HubTarget, Target, TargetName, make_target
 from bench.worker import Role, WorkerSpec
 
@@ -66,6 +70,10 @@ class Plan:
     subs_fanout_publishes: int = 300
     subs_seconds: float = 2.0
     """Publish for at least this long (psutil's CPU times tick at 10 ms)."""
+    venue_sizes: tuple[int, ...] = (50, 200)
+    venue_seconds: float = 20.0
+    venue_drain: float = 15.0
+    """After play, wait at most this long for the last replies and states."""
     hub_src: Path | None = None
     """Run ``hub`` from this source tree instead of the working tree (e.g. a snapshot)."""
 
@@ -396,14 +404,14 @@ def _subs_once(plan: Plan, rec: Recorder, target: HubTarget) -> None:
             publish("subs", plan.subs_large, plan.subs_publishes, [])
 
 
-def _connect_all(fleet: Fleet, workers: list[int]) -> None:
+def _connect_all(fleet: Fleet[WorkerSpec], workers: list[int]) -> None:
     joined = connect(fleet, workers, timeout=300)
     if joined["failed"]:
         msg = f"{joined['failed']} clients could not connect: {joined['errors']}"
         raise BenchError(msg)
 
 
-def _wait_sinks(fleet: Fleet, workers: list[int], before: list[int], sent: int) -> int:
+def _wait_sinks(fleet: Fleet[WorkerSpec], workers: list[int], before: list[int], sent: int) -> int:
     """Deliveries to the fan-out sinks, waiting (bounded) for the last of them."""
     if not workers:
         return 0
@@ -421,10 +429,87 @@ def _sinks(spec: WorkerSpec) -> int:
     return sum(1 for client in spec.clients if client.role == "sink")
 
 
+# --- venue: many tables, one game each ------------------------------------------------------
+VENUE_TABLES_PER_WORKER = 25
+VENUE_MAX_WORKERS = 4
+
+
+def venue(plan: Plan, rec: Recorder) -> None:
+    """T tables of 5 (2 players, a display, two phones), each its own game on one server.
+    Hubs: even tables over MQTT/TCP, odd tables over WebSocket through the web bridge
+    (``/mqtt``; on hub+mosquitto the bridge proxies each to mosquitto over TCP)."""
+    for tables in plan.venue_sizes:
+        for name in _not_nats(plan):
+            games = tuple(f"t{i:03d}" for i in range(tables))
+            label = "sio" if name == "socketio" else "tcp+ws"
+            workdir = _session_dir(plan, "venue", name, tables)
+            target = make_target(
+                name,
+                workdir,
+                len(games) * 5,
+                tcp_client=plan.tcp_client,
+                hub_src=plan.hub_src,
+                games=games,
+            )
+            rec.log(f"venue {name}: starting ({tables} tables)")
+            key = ("venue", name, label, tables)
+            _guarded(rec, key, target, partial(_venue_once, plan, rec, key, target, games))
+
+
+def _venue_specs(plan: Plan, target: Target, games: tuple[str, ...]) -> list[VenueSpec]:
+    phones = target.phone_identities()  # five per game, in the games' order
+    sio = target.name == "socketio"
+    tables: list[TableSpec] = []
+    for index, game in enumerate(games):
+        kind: Kind = "sio" if sio else "tcp" if index % 2 == 0 else "ws"
+        five = phones[5 * index : 5 * index + 5]
+        tables.append(
+            TableSpec(
+                game=game,
+                endpoint=dataclasses.replace(target.endpoint(kind), game=game),
+                players=(five[0], five[1]),
+                watchers=tuple(five[2:]),
+            )
+        )
+    workers = min(VENUE_MAX_WORKERS, max(1, math.ceil(len(tables) / VENUE_TABLES_PER_WORKER)))
+    return [
+        VenueSpec(f"tables-{w}", tuple(tables[w::workers]), spectator_qos=plan.spectator_qos)
+        for w in range(workers)
+    ]
+
+
+def _venue_once(
+    plan: Plan,
+    rec: Recorder,
+    key: tuple[str, str, str, int],
+    target: Target,
+    games: tuple[str, ...],
+) -> None:
+    specs = _venue_specs(plan, target, games)
+    with Fleet(specs, venue_main) as fleet:
+        joined = connect(fleet, list(range(len(specs))), timeout=300)
+        if joined["failed"]:
+            msg = f"{joined['failed']} clients could not connect: {joined['errors']}"
+            raise BenchError(msg)
+        fleet.ask_all("setup", 150, within=120.0)
+        for repeat in range(plan.repeats):
+            with Window(target.pids, fleet.pids) as window:
+                parts = fleet.ask_all(
+                    "play",
+                    plan.venue_seconds + plan.venue_drain + 30,
+                    seconds=plan.venue_seconds,
+                    drain=plan.venue_drain,
+                    seed=repeat,
+                    stall=STALL_SECONDS,
+                )
+            rec.point(*key, venue_figures(parts, window.result(), len(games)))
+
+
 WORKLOADS: dict[str, Callable[[Plan, Recorder], None]] = {
     "footprint": footprint,
     "storm": storm,
     "paced": paced,
     "scale": scale,
     "subs": subs,
+    "venue": venue,
 }

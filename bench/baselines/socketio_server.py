@@ -1,10 +1,16 @@
 """The original design, as the benchmark's baseline: Flask-SocketIO on gevent.
 
-One ``GameStateServer`` keeps a ``clients`` dict (Socket.IO session id -> client) and one
-``GameState``; a client sends ``client_message`` events (``join``, ``start``, ``end_turn``),
-the server checks them against the same rules as the hub (two seats, alternate turns,
-rounds, a winner after the last round) and on every change ``broadcast_state`` emits the
-full state to every connected client. A refused message gets an ``error`` event back.
+One ``GameStateServer`` keeps a ``clients`` dict (Socket.IO session id -> client) and a
+``GameState`` per game; a client sends ``client_message`` events (``join``, ``start``,
+``end_turn``), the server checks them against the same rules as the hub (two seats,
+alternate turns, rounds, a winner after the last round) and on every change
+``broadcast_state`` emits the full state to every connected client. A refused message
+gets an ``error`` event back.
+
+Several games (the ``venue`` workload): a client that connects with ``?game=NAME`` joins
+the Socket.IO room ``NAME`` and plays that game; its game's broadcasts go to that room
+only (``join_room`` / ``emit(to=room)``, as Flask-SocketIO's docs show for rooms). A client
+without ``game`` is in ``main``, whose broadcasts go to everyone connected, as before.
 
 It runs the way Flask-SocketIO's deployment docs recommend for production: gevent
 (``async_mode="gevent"``, the standard library monkey-patched) with gevent-websocket's
@@ -32,7 +38,7 @@ from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 from flask import Flask, request  # noqa: E402
-from flask_socketio import SocketIO, emit  # type: ignore[import-untyped]  # noqa: E402
+from flask_socketio import SocketIO, emit, join_room  # type: ignore[import-untyped]  # noqa: E402
 from gevent import pywsgi  # noqa: E402
 from geventwebsocket.handler import WebSocketHandler  # type: ignore[import-untyped]  # noqa: E402
 
@@ -40,6 +46,9 @@ MAX_NAME = 24
 MAX_POINTS = 1000
 MAX_ROUNDS = 99
 DEFAULT_ROUNDS = 5
+MAIN = "main"
+"""The game of a client that names none: its broadcasts reach every connected client."""
+MAX_GAME = 32
 
 
 @dataclass
@@ -58,42 +67,51 @@ class GameState:
 @dataclass
 class Client:
     sid: str
+    game: str = MAIN
     player_id: int | None = None
 
 
 class GameStateServer:
-    """The clients and the one game; Socket.IO events call the handlers."""
+    """The clients and the games; Socket.IO events call the handlers."""
 
     def __init__(self, socketio: Any) -> None:
         self.socketio = socketio
         self.clients: dict[str, Client] = {}
-        self.game_state = GameState()
+        self.games: dict[str, GameState] = {MAIN: GameState()}
         socketio.on_event("connect", self.handle_connect)
         socketio.on_event("disconnect", self.handle_disconnect)
         socketio.on_event("client_message", self.handle_client_message)
 
     def handle_connect(self, *_args: Any) -> None:
         sid: str = request.sid  # type: ignore[attr-defined]
-        self.clients[sid] = Client(sid)
-        emit("game_state", asdict(self.game_state))  # the newcomer sees the table at once
+        game = request.args.get("game", MAIN)[:MAX_GAME] or MAIN
+        self.clients[sid] = Client(sid, game)
+        if game != MAIN:
+            join_room(game)
+        state = self.games.setdefault(game, GameState())
+        emit("game_state", asdict(state))  # the newcomer sees the table at once
 
     def handle_disconnect(self, *_args: Any) -> None:
         sid: str = request.sid  # type: ignore[attr-defined]
         client = self.clients.pop(sid, None)
         if client is None or client.player_id is None:
             return
-        state = self.game_state
+        state = self.games[client.game]
         if client.player_id == 1:
             state.p1_name = None
         else:
             state.p2_name = None
         if state.status == "in_progress":
             state.status = "not_started"
-        self._changed()
+        self._changed(client.game)
 
-    def broadcast_state(self) -> None:
-        """The full state to everyone connected."""
-        self.socketio.emit("game_state", asdict(self.game_state))
+    def broadcast_state(self, game: str = MAIN) -> None:
+        """The full state of ``game`` to its room (``main``: to everyone connected)."""
+        state = asdict(self.games[game])
+        if game == MAIN:
+            self.socketio.emit("game_state", state)
+        else:
+            self.socketio.emit("game_state", state, to=game)
 
     def handle_client_message(self, data: Any) -> None:
         sid: str = request.sid  # type: ignore[attr-defined]
@@ -120,7 +138,7 @@ class GameStateServer:
         if client.player_id is not None:
             self._refuse("already_seated", "you already hold a seat")
             return
-        state = self.game_state
+        state = self.games[client.game]
         if state.p1_name is None:
             state.p1_name, client.player_id = name.strip(), 1
         elif state.p2_name is None:
@@ -128,10 +146,10 @@ class GameStateServer:
         else:
             self._refuse("game_full", "both seats are taken")
             return
-        self._changed()
+        self._changed(client.game)
 
     def _start(self, client: Client, data: dict[str, Any]) -> None:
-        state = self.game_state
+        state = self.games[client.game]
         rounds = data.get("max_rounds", DEFAULT_ROUNDS)
         if not isinstance(rounds, int) or isinstance(rounds, bool) or not 1 <= rounds <= 99:
             self._refuse("invalid_rounds", f"max_rounds is 1 to {MAX_ROUNDS}")
@@ -147,10 +165,10 @@ class GameStateServer:
             return
         state.status, state.current_round, state.current_player_id = "in_progress", 1, 1
         state.scores, state.max_rounds, state.winner_id = [0, 0], rounds, None
-        self._changed()
+        self._changed(client.game)
 
     def _end_turn(self, client: Client, data: dict[str, Any]) -> None:
-        state = self.game_state
+        state = self.games[client.game]
         points = data.get("points", 0)
         if not isinstance(points, int) or isinstance(points, bool) or not 0 <= points <= 1000:
             self._refuse("invalid_points", f"points are 0 to {MAX_POINTS}")
@@ -170,11 +188,11 @@ class GameStateServer:
             p1, p2 = state.scores
             state.status, state.current_player_id = "finished", 1
             state.winner_id = 1 if p1 > p2 else 2 if p2 > p1 else None
-        self._changed()
+        self._changed(client.game)
 
-    def _changed(self) -> None:
-        self.game_state.version += 1
-        self.broadcast_state()
+    def _changed(self, game: str) -> None:
+        self.games[game].version += 1
+        self.broadcast_state(game)
 
     def _refuse(self, code: str, message: str) -> None:
         emit("error", {"code": code, "message": message})
