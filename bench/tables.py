@@ -30,9 +30,7 @@ import contextlib
 import json
 import math
 import random
-import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +39,7 @@ from typing import Any
 
 from bench.clients import Endpoint, GameClient, Identity, Subscriptions, View, open_client
 from bench.procstat import Usage
+from bench.serving import Handler, serve_requests
 from bench.stats import percentile
 
 __all__ = ["Pace", "TableSpec", "VenueSpec", "venue_figures", "venue_main"]
@@ -315,49 +314,20 @@ class VenueWorker:
         self.tables = [Table(t, i) for i, t in enumerate(spec.tables)]
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
-
-        def read() -> None:
-            while True:
-                try:
-                    request: tuple[str, dict[str, Any]] = self.conn.recv()
-                except (EOFError, OSError):
-                    request = ("close", {})
-                loop.call_soon_threadsafe(inbox.put_nowait, request)
-                if request[0] == "close":
-                    return
-
-        threading.Thread(target=read, daemon=True).start()
-        keepalive = asyncio.create_task(self._keepalive())
-        self.conn.send(("spawned", {"name": self.spec.name}))
-        handlers: dict[str, Callable[..., Any]] = {
+        handlers: dict[str, Handler] = {
             "connect": self._connect,
             "setup": self._setup,
             "play": self._play,
             "close": self._close,
         }
-        while True:
-            op, args = await inbox.get()
-            try:
-                result: dict[str, Any] = await handlers[op](**args)
-            except Exception as exc:  # noqa: BLE001 - reported to the coordinator, which stops
-                result = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
-            if op == "close":
-                keepalive.cancel()
-                with contextlib.suppress(OSError):
-                    self.conn.send((op, result))
-                return
-            self.conn.send((op, result))
+        await serve_requests(self.conn, self.spec.name, handlers, self._keepalive)
 
-    async def _keepalive(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            for table in self.tables:
-                for client in table.clients:
-                    if client is not None:
-                        with contextlib.suppress(Exception):
-                            client.keepalive()
+    def _keepalive(self) -> None:
+        for table in self.tables:
+            for client in table.clients:
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.keepalive()
 
     async def _connect(self) -> dict[str, Any]:
         gate = asyncio.Semaphore(self.spec.connect_concurrency)

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -24,11 +22,11 @@ from typing import Any, Literal
 
 from bench.clients import Endpoint, GameClient, Identity, Subscriptions, View, open_client
 from bench.players import Players
+from bench.serving import Handler, serve_requests
 
 __all__ = ["ClientSpec", "Role", "WorkerSpec", "worker_main"]
 
 Role = Literal["player", "spectator", "idle", "sink", "publisher"]
-Request = tuple[str, dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,45 +72,7 @@ class Worker:
 
     # --- plumbing ------------------------------------------------------------------------
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[Request] = asyncio.Queue()
-
-        def read() -> None:
-            while True:
-                try:
-                    request: Request = self.conn.recv()
-                except (EOFError, OSError):
-                    request = ("close", {})
-                loop.call_soon_threadsafe(inbox.put_nowait, request)
-                if request[0] == "close":
-                    return
-
-        threading.Thread(target=read, daemon=True).start()
-        keepalive = asyncio.create_task(self._keepalive())
-        self.conn.send(("spawned", {"name": self.spec.name}))
-        while True:
-            op, args = await inbox.get()
-            try:
-                result = await self._handle(op, args)
-            except Exception as exc:  # noqa: BLE001 - reported to the coordinator, which stops
-                result = {"error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
-            if op == "close":
-                keepalive.cancel()
-                with contextlib.suppress(OSError):
-                    self.conn.send((op, result))
-                return
-            self.conn.send((op, result))
-
-    async def _keepalive(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            for client in self.clients:
-                if client is not None:
-                    with contextlib.suppress(Exception):
-                        client.keepalive()
-
-    async def _handle(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        handlers: dict[str, Callable[..., Any]] = {
+        handlers: dict[str, Handler] = {
             "connect": self._connect,
             "track": self._track,
             "wait": self._wait,
@@ -123,8 +83,13 @@ class Worker:
             "sink_count": self._sink_count,
             "close": self._close,
         }
-        result: dict[str, Any] = await handlers[op](**args)
-        return result
+        await serve_requests(self.conn, self.spec.name, handlers, self._keepalive)
+
+    def _keepalive(self) -> None:
+        for client in self.clients:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.keepalive()
 
     # --- connecting ----------------------------------------------------------------------
     async def _connect(self) -> dict[str, Any]:
