@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol, Self
@@ -24,6 +26,7 @@ __all__ = [
     "START_TIMEOUT",
     "ExternalBroker",
     "HubProcess",
+    "Line",
     "cluster_password",
     "denied_publish_logged",
     "password_of",
@@ -51,8 +54,19 @@ class ExternalBroker(Protocol):
         """Let a user just added to the hub's store log in."""
 
 
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A line ``hub serve`` printed on stdout, with the ``time.monotonic()`` it was read."""
+
+    text: str
+    at: float
+
+
 class HubProcess:
-    """``with HubProcess(data_dir) as hub:`` -> ``hub.mqtt_port``, ``hub.http_port``."""
+    """``with HubProcess(data_dir) as hub:`` -> ``hub.mqtt_port``, ``hub.http_port``.
+
+    Every line it prints (``tablehub ready ...``, and on NATS ``tablehub standby ...`` as
+    it waits, takes over or steps down) is kept in ``lines``; ``wait_line`` waits for one."""
 
     def __init__(
         self,
@@ -71,6 +85,10 @@ class HubProcess:
         self.mqtt_port = 0
         self.http_port = 0
         self.ready_line = ""
+        self.lines: list[Line] = []
+        self._cond = threading.Condition()
+        self._ended = False
+        self._reader: threading.Thread | None = None
         self._log: IO[str] | None = None
 
     def command(self) -> list[str]:
@@ -91,6 +109,24 @@ class HubProcess:
         ]
 
     def start(self, timeout: float = START_TIMEOUT) -> Self:
+        """Start it and wait for its ready line (on NATS it may first wait as a standby:
+        the lease of a hub killed a moment ago has not lapsed yet)."""
+        after = self.spawn()
+        try:
+            line = self.wait_line("tablehub ready", after=after, timeout=timeout)
+        except TimeoutError as exc:
+            self.kill()
+            msg = f"hub did not get ready: {exc}"
+            raise RuntimeError(msg) from exc
+        self.ready_line = line.text
+        ready = self.ready()
+        self.mqtt_port = int(ready["mqtt_port"])
+        self.http_port = int(ready["http_port"])
+        return self
+
+    def spawn(self) -> int:
+        """Start the process and read its lines; returns the index its first line gets."""
+        assert self.proc is None or self.proc.poll() is not None
         self._log = self.log_path.open("a")
         self.proc = subprocess.Popen(
             self.command(),
@@ -100,30 +136,48 @@ class HubProcess:
             stderr=self._log,
             text=True,
         )
-        lines: list[str] = []
         assert self.proc.stdout is not None
-        stdout = self.proc.stdout
+        with self._cond:
+            self._ended = False
+            after = len(self.lines)
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
+        self._reader.start()
+        return after
 
-        def read_until_ready() -> None:
-            # on NATS a hub may first wait as a standby ("tablehub standby ...": the lease
-            # of one killed a moment ago has not lapsed yet), then print its ready line
-            while line := stdout.readline():
-                lines.append(line)
-                if not line.startswith("tablehub standby"):
-                    return
+    def _read(self, stdout: IO[str]) -> None:
+        with contextlib.suppress(ValueError, OSError), stdout:  # closed under us: done
+            for text in stdout:
+                with self._cond:
+                    self.lines.append(Line(text.strip(), time.monotonic()))
+                    self._cond.notify_all()
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
 
-        reader = threading.Thread(target=read_until_ready, daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not lines or not lines[-1].startswith("tablehub ready"):
-            self.kill()
-            msg = f"hub did not get ready in {timeout} s: {lines!r}\n{self.log_text()[-3000:]}"
-            raise RuntimeError(msg)
-        self.ready_line = lines[-1].strip()
-        ready = self.ready()
-        self.mqtt_port = int(ready["mqtt_port"])
-        self.http_port = int(ready["http_port"])
-        return self
+    def wait_line(self, prefix: str, *, after: int = 0, timeout: float = START_TIMEOUT) -> Line:
+        """The first line from index ``after`` on that starts with ``prefix``; TimeoutError
+        (with the log's tail) if none comes in ``timeout`` s or the process ends first."""
+
+        def found() -> Line | None:
+            return next((ln for ln in self.lines[after:] if ln.text.startswith(prefix)), None)
+
+        with self._cond:
+            self._cond.wait_for(lambda: found() is not None or self._ended, timeout)
+            line = found()
+        if line is None:
+            ended = "it ended" if self._ended else f"{timeout} s passed"
+            msg = (
+                f"no {prefix!r} line before {ended}: {self.lines[after:]}\n"
+                f"{self.log_text()[-3000:]}"
+            )
+            raise TimeoutError(msg)
+        return line
+
+    @property
+    def active(self) -> bool:
+        """Whether its last line says it is the active service (NATS: not a standby)."""
+        with self._cond:
+            return bool(self.lines) and self.lines[-1].text.startswith("tablehub ready")
 
     def client(self, name: str, *, role: str = "player", **kwargs: Any) -> TestClient:
         """A TestClient for user ``name`` (created if needed); enter it to connect."""
@@ -148,7 +202,7 @@ class HubProcess:
         return args
 
     def log_text(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     @property
     def pid(self) -> int:
@@ -157,12 +211,14 @@ class HubProcess:
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
-        self.proc.send_signal(sig)
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM and wait; returns the exit code."""
         assert self.proc is not None
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
@@ -177,8 +233,13 @@ class HubProcess:
         self._close()
 
     def _close(self) -> None:
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
+        """Once the process ended its stdout reaches its end and the reader stops."""
+        if self._reader is not None:
+            if self.proc is not None and self.proc.poll() is not None:
+                self._reader.join(10)
+            if self._reader.is_alive() and self.proc is not None and self.proc.stdout:
+                self.proc.stdout.close()
+            self._reader = None
         if self._log is not None:
             self._log.close()
             self._log = None
