@@ -163,6 +163,7 @@ async def run(
     idle: float,
     seed: int,
     profile: Path | None,
+    mark: Path | None = None,
 ) -> dict[str, Any]:
     seated: list[Table] = []
     for start in range(0, tables, 50):
@@ -176,6 +177,8 @@ async def run(
     stop = t0 + warmup + window + 0.5
     players = [asyncio.create_task(t.play(stop)) for t in seated]
     await asyncio.sleep(warmup)
+    if mark is not None:  # for an outside profiler (perf, strace): the window starts now
+        mark.write_text(f"{server.hub.pid}\n")  # noqa: ASYNC240 - a few bytes, once
     out = profile / f"hub-t{tables}.txt" if profile else None
     async with py_spy(server.hub.pid, out):
         hub = psutil.Process(server.hub.pid)
@@ -229,6 +232,7 @@ def main() -> int:
     parser.add_argument("--label", default="hub")
     parser.add_argument("--profile", type=Path, help="py-spy the hub into this directory")
     parser.add_argument("--json", type=Path, help="append results (JSON lines) here")
+    parser.add_argument("--mark", type=Path, help="write the hub's pid here when the window starts")
     parser.add_argument("--keep-log", type=Path, help="copy the hub's log here at the end")
     args = parser.parse_args()
     if args.profile is not None:
@@ -248,6 +252,7 @@ def main() -> int:
                         idle=args.idle,
                         seed=args.seed + rep,
                         profile=args.profile,
+                        mark=args.mark,
                     )
                 )
             finally:
