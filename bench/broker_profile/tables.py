@@ -19,11 +19,13 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,19 @@ async def seat(server: Server, index: int, seed: int) -> Table:
     return table
 
 
+def _commits(server: Server, at0: str, at1: str) -> tuple[int, int]:
+    """Journal entries stored in the window, and the commits that stored them: the service
+    stamps every entry of one batch (one commit) with the same time (to the millisecond,
+    so two batches in one millisecond count as one: an upper bound of entries/commit)."""
+    uri = f"{(server.data_dir / 'journal.sqlite3').as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        row = db.execute(
+            "SELECT count(*), count(DISTINCT at) FROM journal WHERE at >= ? AND at < ?",
+            (at0, at1),
+        ).fetchone()
+    return int(row[0]), int(row[1])
+
+
 async def run(
     server: Server,
     tables: int,
@@ -182,9 +197,11 @@ async def run(
     out = profile / f"hub-t{tables}.txt" if profile else None
     async with py_spy(server.hub.pid, out):
         hub = psutil.Process(server.hub.pid)
+        at0 = datetime.now(UTC).isoformat()
         w0, cpu0, own0 = time.perf_counter(), hub.cpu_times(), time.process_time()
         await asyncio.sleep(window)
         w1, cpu1, own1 = time.perf_counter(), hub.cpu_times(), time.process_time()
+        at1 = datetime.now(UTC).isoformat()
     await asyncio.gather(*players)
     latencies = [lat for t in seated for at, lat in t.replies if w0 <= at < w1]
     refused = sum(t.refused for t in seated)
@@ -192,6 +209,7 @@ async def run(
     for t in seated:
         for client in t.players:
             client.close()
+    entries, commits = _commits(server, at0, at1)
     count = max(1, len(latencies))
     return {
         "tables": tables,
@@ -205,6 +223,7 @@ async def run(
         "reply_p50_ms": 1000 * percentile(latencies, 50),
         "reply_p99_ms": 1000 * percentile(latencies, 99),
         "reply_max_ms": 1000 * max(latencies, default=float("nan")),
+        "entries_per_commit": entries / max(1, commits),
         "refused": refused,
         "unanswered": lost,
     }
@@ -216,6 +235,7 @@ def _line(label: str, r: dict[str, Any]) -> str:
         f"cpu/cmd={r['cpu_ms_per_command']:.3f} ms (user {r['user_ms_per_command']:.3f}) "
         f"idle={r['idle_cpu_ms_per_s']:.1f} ms/s reply p50/p99/max="
         f"{r['reply_p50_ms']:.1f}/{r['reply_p99_ms']:.1f}/{r['reply_max_ms']:.1f} ms "
+        f"entries/commit={r['entries_per_commit']:.2f} "
         f"refused={r['refused']} unanswered={r['unanswered']} "
         f"loadgen cpu={100 * r['loadgen_cpu_share']:.0f}%"
     )
