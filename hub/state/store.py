@@ -19,17 +19,19 @@ would take intact transactions after it with it (only a lost write can do that).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import queue
 import sqlite3
 import struct
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -153,6 +155,8 @@ class Store:
         self._read_only = read_only
         self._window = window
         self._db: sqlite3.Connection | None = None
+        self._sync = True
+        """The connection's ``PRAGMA synchronous`` is FULL (else NORMAL)."""
 
     # --- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -175,6 +179,7 @@ class Store:
             msg = f"cannot open the journal {self.path}: {exc}"
             raise StorageUnavailableError(msg) from exc
         self._db = db
+        self._sync = True
         return self
 
     def __exit__(
@@ -230,7 +235,9 @@ class Store:
     ) -> None:
         db = self._conn
         try:
-            db.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
+            if sync != self._sync:  # a statement less per commit when it stays the same
+                db.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
+                self._sync = sync
             db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
@@ -369,6 +376,58 @@ class Store:
             raise JournalCorruptError(msg) from exc
 
 
+_Call = tuple[
+    asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], tuple[object, ...]
+]
+"""A call for the journal thread: where to settle its result, and what to run."""
+
+
+class _JournalThread:
+    """One thread that runs the store's blocking calls in order, each resolving an asyncio
+    future with one ``call_soon_threadsafe``.
+
+    What ``run_in_executor`` on a one-thread ``ThreadPoolExecutor`` did, minus its
+    bookkeeping per call (a ``concurrent.futures.Future``, the chaining of the two futures,
+    the pool's idle semaphore): the journal call is on every command's path (issue #17).
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="journal", daemon=True)
+        self._thread.start()
+
+    def run(self, fn: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._calls.put((loop, future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            loop, future, fn, args = call
+            try:
+                result, error = fn(*args), None
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                loop.call_soon_threadsafe(_settle, future, result, error)
+
+    def stop(self, *, wait: bool) -> None:
+        """Run what is queued, then end the thread (joined if ``wait``)."""
+        self._calls.put(None)
+        if wait:
+            self._thread.join()
+
+
+def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
+    if future.done():  # the awaiting task was cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 class SqliteJournal:
     """``async with SqliteJournal(data_dir) as journal:`` the ``Journal`` over a ``Store``,
     whose blocking calls run one at a time on the journal's own thread."""
@@ -377,15 +436,15 @@ class SqliteJournal:
         self, data_dir: Path, *, read_only: bool = False, window: int = DEDUPE_WINDOW
     ) -> None:
         self.store = Store(data_dir, read_only=read_only, window=window)
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: _JournalThread | None = None
 
     async def __aenter__(self) -> Self:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="journal")
+        self._thread = _JournalThread()
         try:
             await self._run(self.store.__enter__)
         except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            self._thread.stop(wait=False)
+            self._thread = None
             raise
         return self
 
@@ -395,17 +454,17 @@ class SqliteJournal:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._executor is None:
+        if self._thread is None:
             return
         await self._run(self.store.__exit__, None, None, None)
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        self._thread.stop(wait=True)
+        self._thread = None
 
     async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
-        if self._executor is None:
+        if self._thread is None:
             msg = "the journal is not open"
             raise StorageUnavailableError(msg)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._thread.run(fn, *args)
 
     async def next_epoch(self) -> int:
         return await self._run(self.store.next_epoch)
