@@ -7,8 +7,9 @@ Here ``LeanMqttProtocol`` (uvicorn's ``websockets-sansio`` protocol, whose Sans-
 ``websockets.ServerProtocol`` still does the handshake, the parsing, masks, ping/pong and
 the closing handshake) hands each binary message to the broker's connection by a plain
 call (``FrameGateway.open_frames``), and writes what the broker batches as one binary frame
-per batch. Every other WebSocket path goes through ASGI unchanged; the pages and ``/mqtt``
-keep one origin and one port.
+per batch. No permessage-deflate is negotiated on ``/mqtt`` (browsers offer it; a
+compressor per phone would undo the broker's encode-once of each message). Every other
+WebSocket path goes through ASGI unchanged; the pages and ``/mqtt`` keep one origin and one port.
 
 The route's rules hold here too (``web_bridge.ws_mqtt``, which serves ``/mqtt`` when the
 broker cannot take frames directly): the subprotocol ``mqtt`` is required (close 1002),
@@ -21,6 +22,7 @@ from uvicorn's trusted proxies only, as its ``ProxyHeadersMiddleware`` does for 
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import unquote
@@ -30,6 +32,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame
 from websockets.http11 import Request
+from websockets.protocol import State
 
 from web_bridge.ports import FrameGateway, FrameReceiver
 from web_bridge.ws_mqtt import (
@@ -46,6 +49,9 @@ __all__ = ["LeanMqttProtocol", "lean_protocol"]
 
 _LOGGER = logging.getLogger(__name__)
 _CLOSE_NORMAL = 1000
+_FIN_BINARY = 0x82
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +99,30 @@ class LeanMqttProtocol(WebSocketsSansIOProtocol):
         return self._peer
 
     def write(self, data: bytes) -> None:
-        if self.close_sent or self.disconnected:
+        # called from the broker's Flusher: never raise (the peer's close frame, answered in
+        # handle_close, leaves websockets' state CLOSING before the transport is lost)
+        if self.close_sent or self.transport.is_closing():
             return
         if not self._answered:
             self._answered = True
             if accepted_connack(data):
                 self._logged_in()
-        self.conn.send_binary(data)
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        if self.conn.state is not State.OPEN:
+            return
+        if self.conn.extensions:  # pragma: no cover - none is negotiated on /mqtt
+            self.conn.send_binary(data)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            return
+        # an unmasked, unfragmented server frame is its header and the data (RFC 6455
+        # 5.2): 0.2 us instead of websockets' 2.5 us in Frame.serialize, 500 times per state
+        size = len(data)
+        if size < 126:
+            header = bytes((_FIN_BINARY, size))
+        elif size < 65_536:
+            header = _HEADER_16.pack(_FIN_BINARY, 126, size)
+        else:
+            header = _HEADER_64.pack(_FIN_BINARY, 127, size)
+        self.transport.write(header + data)
 
     def close(self) -> None:
         self._close(_CLOSE_NORMAL, "")
@@ -118,6 +140,9 @@ class LeanMqttProtocol(WebSocketsSansIOProtocol):
         if unquote(raw_path) != MQTT_PATH:
             super().handle_connect(event)
             return
+        # no permessage-deflate on /mqtt: a compressor per phone would compress each state
+        # message 500 times (the broker encodes it once), for a LAN's few hundred bytes
+        self.conn.available_extensions = []
         response = self.conn.accept(event)
         if response.status_code != 101:  # not a valid upgrade: uvicorn answers it
             super().handle_connect(event)

@@ -107,6 +107,7 @@ def test_ping_close_and_the_gauges(hub: HubProcess) -> None:
     session = http.session("Hal")
     with _ws(hub) as ws:
         assert ws.subprotocol == "mqtt"
+        assert ws.protocol.extensions == []  # offered permessage-deflate, not taken
         assert ws.ping().wait(10)
         wait_until(lambda: _metric(http, "tablehub_websocket_unauthenticated") == 1)
         ws.send(_connect_packet(session))
