@@ -61,8 +61,8 @@ from hub.state.service import OnKick, RoleOf, ServiceOptions, StateService
 from hub.state.store import SqliteJournal
 from hub.transport import Transport, TransportError
 from hub.web import JournalHistory, ServiceMetrics, auth_stores, health_of, login_checks
-from web_bridge.app import create_app
-from web_bridge.ports import Bridge, MqttGateway, Seats, SessionsCheckedByBroker
+from web_bridge.app import create_app, websocket_protocol
+from web_bridge.ports import Bridge, FrameGateway, MqttGateway, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
 from web_bridge.server import HttpServer
 
@@ -164,6 +164,8 @@ class _Link:
     clients_by_role: Callable[[], dict[str, int]] | None = None
     end_client: Callable[[str, str], None] | None = None
     """Close a client's connection (thread-safe): the embedded broker, or NATS's callout."""
+    frames: FrameGateway | None = None
+    """The embedded broker takes ``/mqtt``'s WebSocket messages straight from uvicorn."""
 
 
 async def _link(
@@ -228,14 +230,16 @@ async def _link(
             )
         )
     )
+    gateway = WebSocketGateway(broker)
     return _Link(
         broker.transport,
         settings.bind,
         broker.port,
-        WebSocketGateway(broker),
+        gateway,
         lambda: broker.running,
         broker.clients_by_role,
         broker.end_client,
+        gateway,
     )
 
 
@@ -514,18 +518,21 @@ async def _serve_active(shared: _Shared, stop: asyncio.Event, *, may_act: Lease 
             history=JournalHistory(shared.history),
             metrics=ServiceMetrics(service, sessions, settings.data_dir, link.clients_by_role),
             gateway=link.gateway,
+            frames=link.frames,
             health=health_of(settings.data_dir, service, link.running),
             ws_max_connections=settings.ws_max_connections,
             ws_max_unauthenticated=settings.ws_max_unauthenticated,
             max_body_bytes=settings.max_body_bytes,
             seats=seats,
         )
+        web_app = create_app(bridge)
         http = await stack.enter_async_context(
             HttpServer(
-                create_app(bridge),
+                web_app,
                 settings.bind,
                 settings.http_port,
                 trusted_proxies=settings.trusted_proxies,
+                ws=websocket_protocol(web_app),
             )
         )
         shared.links.start(http.port)

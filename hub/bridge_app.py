@@ -38,7 +38,7 @@ from hub.public_url import JoinLinks
 from hub.settings import HubSettings
 from hub.transport import TransportError
 from hub.web import MIN_FREE_DISK, JournalHistory, auth_stores, login_checks, stats_metrics
-from web_bridge.app import create_app
+from web_bridge.app import create_app, websocket_protocol
 from web_bridge.ports import Bridge, Histogram, Metric, Seats, SessionsCheckedByBroker
 from web_bridge.proxy import TcpProxyGateway
 from web_bridge.server import HttpServer
@@ -167,12 +167,14 @@ async def serve_bridge(settings: HubSettings) -> None:
             max_body_bytes=settings.max_body_bytes,
             seats=seats,
         )
+        web_app = create_app(bridge)
         http = await stack.enter_async_context(
             HttpServer(
-                create_app(bridge),
+                web_app,
                 settings.bind,
                 settings.http_port,
                 trusted_proxies=settings.trusted_proxies,
+                ws=websocket_protocol(web_app),
             )
         )
         links.start(http.port)

@@ -17,6 +17,9 @@ from hub.public_url import JoinLinks
 __all__ = [
     "Bridge",
     "ByteStream",
+    "FrameGateway",
+    "FrameReceiver",
+    "FrameSink",
     "HealthCheck",
     "Histogram",
     "HistorySource",
@@ -94,6 +97,49 @@ class MqttGateway(Protocol):
         """Carry the stream until either side closes it."""
 
 
+class FrameSink(Protocol):
+    """The lean ``/mqtt`` WebSocket (``web_bridge.ws_lean``) as the broker writes to it."""
+
+    @property
+    def peer(self) -> tuple[str, int]: ...
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` as one binary frame (dropped once the WebSocket is closing)."""
+
+    def close(self) -> None:
+        """Start the closing handshake (code 1000) after what was sent."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+class FrameReceiver(Protocol):
+    """The broker's side of a lean ``/mqtt`` WebSocket: fed by uvicorn's protocol."""
+
+    def received(self, data: bytes) -> None:
+        """One binary message's payload."""
+
+    def writing_paused(self) -> None: ...
+
+    def writing_resumed(self) -> None: ...
+
+    def lost(self) -> None:
+        """The transport is gone."""
+
+
+class FrameGateway(Protocol):
+    """A broker that takes WebSocket messages by plain calls (the embedded one), so
+    ``/mqtt`` can skip ASGI: no Starlette, no task or ``await`` per frame."""
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """Larger WebSocket messages are refused (close code 1009)."""
+
+    def open_frames(self, sink: FrameSink) -> FrameReceiver:
+        """A new client connection writing to ``sink``."""
+
+
 class Seats(Protocol):
     """Lets a new player session log in to the broker (``hub.link.dynsec`` on Mosquitto)."""
 
@@ -135,6 +181,9 @@ class Bridge:
     history: HistorySource
     metrics: MetricsSource
     gateway: MqttGateway
+    frames: FrameGateway | None = None
+    """If set, ``/mqtt`` is served by ``web_bridge.ws_lean`` inside uvicorn's WebSocket
+    protocol, straight into this broker; otherwise through ASGI to ``gateway``."""
     health: HealthCheck = field(default=dict)
     seats: Seats = field(default_factory=SessionsCheckedByBroker)
     ws_max_connections: int = 500

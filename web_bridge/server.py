@@ -29,14 +29,23 @@ class _EmbeddedUvicorn(uvicorn.Server):
 class HttpServer:
     """``async with HttpServer(app, host, port) as http:`` serves on ``http.port``.
 
-    ``X-Forwarded-For`` is believed only from ``trusted_proxies`` (none by default; uvicorn
-    on its own trusts 127.0.0.1, which gave every spoofed address a fresh login throttle).
+    ``ws`` is uvicorn's WebSocket protocol: a name, or a class (``web_bridge.ws_lean``).
+
+        ``X-Forwarded-For`` is believed only from ``trusted_proxies`` (none by default; uvicorn
+        on its own trusts 127.0.0.1, which gave every spoofed address a fresh login throttle).
     """
 
     def __init__(
-        self, app: ASGIApp, host: str, port: int, *, trusted_proxies: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        *,
+        trusted_proxies: tuple[str, ...] = (),
+        ws: type[asyncio.Protocol] | str = "websockets-sansio",
     ) -> None:
         self._app = app
+        self._ws = ws
         self._host = host
         self._port = port
         self._trusted_proxies = trusted_proxies
@@ -63,7 +72,7 @@ class HttpServer:
             log_config=None,
             access_log=False,
             lifespan="on",
-            ws="websockets-sansio",
+            ws=self._ws,
             proxy_headers=bool(self._trusted_proxies),
             forwarded_allow_ips=list(self._trusted_proxies) or None,
         )

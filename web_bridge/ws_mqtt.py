@@ -28,11 +28,16 @@ __all__ = [
     "CLOSE_PROTOCOL_ERROR",
     "CLOSE_TRY_AGAIN_LATER",
     "CLOSE_UNSUPPORTED_DATA",
+    "MQTT_PATH",
+    "SUBPROTOCOL",
+    "WebSocketGate",
     "WebSocketStream",
+    "accepted_connack",
     "ws_router",
 ]
 
 _LOGGER = logging.getLogger(__name__)
+MQTT_PATH = "/mqtt"
 SUBPROTOCOL = "mqtt"
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_UNSUPPORTED_DATA = 1003
@@ -41,7 +46,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 _CONNACK = 0x20
 
 
-def _accepted_connack(data: bytes) -> bool:
+def accepted_connack(data: bytes) -> bool:
     """The broker's answer starts with CONNACK (type 2, remaining length 2), return code 0."""
     return len(data) >= 4 and data[0] == _CONNACK and data[1] == 2 and data[3] == 0
 
@@ -95,7 +100,7 @@ class WebSocketStream:
             raise ConnectionResetError(msg)
         if not self._answered:
             self._answered = True
-            if self._on_login is not None and _accepted_connack(data):
+            if self._on_login is not None and accepted_connack(data):
                 self._on_login()
         try:
             await self._ws.send_bytes(data)
@@ -118,8 +123,9 @@ class WebSocketStream:
                 await self._ws.close(code, reason)
 
 
-class _Gate:
-    """Logged-in (``open``) and not yet logged-in (``pending``) WebSockets, each bounded."""
+class WebSocketGate:
+    """Logged-in (``open``) and not yet logged-in (``pending``) WebSockets, each bounded
+    (shared with ``web_bridge.ws_lean``, which serves ``/mqtt`` outside ASGI)."""
 
     def __init__(self, limit: int, pending_limit: int) -> None:
         self.limit = limit
@@ -132,10 +138,13 @@ class _Gate:
         return self.open >= self.limit or self.pending >= self.pending_limit
 
 
-def ws_router(bridge: Bridge) -> tuple[APIRouter, Callable[[], list[Metric]]]:
-    """The ``/mqtt`` route, and a function for its metrics."""
+def ws_router(
+    bridge: Bridge, gate: WebSocketGate | None = None
+) -> tuple[APIRouter, Callable[[], list[Metric]]]:
+    """The ``/mqtt`` route, and a function for its metrics (``gate``'s counts)."""
     router = APIRouter()
-    gate = _Gate(bridge.ws_max_connections, bridge.ws_max_unauthenticated)
+    if gate is None:
+        gate = WebSocketGate(bridge.ws_max_connections, bridge.ws_max_unauthenticated)
 
     async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
         # A close frame rather than an HTTP denial response: uvicorn's websockets-sansio
@@ -144,7 +153,7 @@ def ws_router(bridge: Bridge) -> tuple[APIRouter, Callable[[], list[Metric]]]:
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         await websocket.close(code, reason)
 
-    @router.websocket("/mqtt")
+    @router.websocket(MQTT_PATH)
     async def mqtt_over_websocket(websocket: WebSocket) -> None:
         if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
             await refuse(websocket, CLOSE_PROTOCOL_ERROR, "offer the WebSocket subprotocol 'mqtt'")

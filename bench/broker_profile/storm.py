@@ -147,19 +147,21 @@ def _start_mosquitto(hub_bin: str, data_dir: Path) -> tuple[subprocess.Popen[byt
     return proc, (conf / "service.url").read_text().strip()
 
 
-def start_server(broker: str, users: Path) -> Server:
+def start_server(broker: str, users: Path, hub_src: Path = REPO) -> Server:
+    """``hub serve`` from ``hub_src`` (a `git archive` snapshot for an A/B, or this tree)."""
     data_dir = Path(tempfile.mkdtemp(prefix="storm-"))
     shutil.copy(users, data_dir / "users.json")
     os.chmod(data_dir / "users.json", 0o600)
     hub_bin = str(REPO / ".venv/bin/hub")
-    args = [hub_bin, "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1"]
+    python = str(REPO / ".venv/bin/python")
+    args = [python, "-m", "hub", "serve", "--data-dir", str(data_dir), "--bind", "127.0.0.1"]
     args += ["--mqtt-port", "0", "--http-port", "0", "--command-rate-limit", "0"]
     mosquitto = None
     if broker == "mosquitto":
         mosquitto, url = _start_mosquitto(hub_bin, data_dir)
         args += ["--broker", url]
     with (data_dir / "hub.log").open("w") as log:
-        hub = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
+        hub = subprocess.Popen(args, cwd=hub_src, stdout=subprocess.PIPE, stderr=log, text=True)
     assert hub.stdout is not None
     line = hub.stdout.readline()
     if not line.startswith("tablehub ready"):
@@ -222,7 +224,9 @@ async def _try_connect(
         client = await connect_tcp(server.mqtt_port, on_message)
     else:
         client = await connect_ws(server.http_port, on_message)
-    code = await client.connect(name, name, PASSWORD)
+    # no keep-alive: the load generator sends no PINGREQ, and connecting 500 clients (an
+    # argon2 check each) on a busy machine can take longer than 1.5 x a keep-alive
+    code = await client.connect(name, name, PASSWORD, keepalive=0)
     if code != 0:
         client.close()
         msg = f"CONNACK {code} for {name}"
@@ -417,6 +421,12 @@ def main() -> int:
     parser.add_argument("--paced", type=float, help="one command every PACED ms")
     parser.add_argument("--profile", type=Path, help="py-spy the hub into this directory")
     parser.add_argument("--json", type=Path, help="append results (JSON lines) here")
+    parser.add_argument(
+        "--hub-src",
+        type=Path,
+        default=REPO,
+        help="run hub from this source tree (e.g. a `git archive` snapshot), not the checkout",
+    )
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -425,7 +435,7 @@ def main() -> int:
     by_n: dict[int, list[float]] = {}
     for n in args.n:
         for _ in range(args.repeat):
-            server = start_server(args.broker, users)
+            server = start_server(args.broker, users, args.hub_src.resolve())
             try:
                 result = asyncio.run(
                     run_storm(

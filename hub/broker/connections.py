@@ -46,6 +46,7 @@ from amqtt.utils import gen_client_id
 from hub.broker.adapter_link import AdapterLink
 from hub.broker.connection import ByteLink, Connection, Flusher, LinkConnection, TcpConnection
 from hub.broker.delivery import DeliveryBroker
+from hub.broker.frames import FrameConnection, FrameSink
 from hub.broker.handler import HubHandler
 from hub.broker.packets import Connect, MalformedPacket, connack, decode_connect
 from hub.broker.session import HubSession
@@ -69,7 +70,7 @@ class GuardedConnectionsBroker(DeliveryBroker):
         super().__init__(*args, **kwargs)
         self._flusher = Flusher(self._loop)
         self._connections: set[Connection] = set()  # refused and unauthenticated included
-        self._runs: set[asyncio.Task[None]] = set()  # TCP connections' lifecycles
+        self._runs: set[asyncio.Task[None]] = set()  # TCP and framed connections' lifecycles
         self._live: dict[str, HubHandler] = {}  # client id -> handler of its connection
         self._ended: dict[HubHandler, asyncio.Future[None]] = {}
         self._admitted = 0  # logged in
@@ -114,6 +115,15 @@ class GuardedConnectionsBroker(DeliveryBroker):
                 await writer.close()
             return
         await self.serve_link(listener_name, AdapterLink(reader, writer, peer))
+
+    def open_frames(self, listener_name: str, sink: FrameSink) -> FrameConnection:
+        """Serve a connection whose WebSocket framing is done by the caller (see
+        ``frames.py``), like a TCP listener's: the caller feeds it, no pump task."""
+        connection = FrameConnection(sink, self.limits, self._flusher)
+        run = self._loop.create_task(self._serve(listener_name, connection))
+        self._runs.add(run)
+        run.add_done_callback(self._runs.discard)
+        return connection
 
     async def serve_link(self, listener_name: str, link: ByteLink) -> None:
         """Serve one connection that arrived elsewhere, until it ends."""

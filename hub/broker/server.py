@@ -19,6 +19,7 @@ from hub.broker.auth import IDENTITY
 from hub.broker.conformance import HubBroker
 from hub.broker.connection import ByteLink
 from hub.broker.errors import BrokerError
+from hub.broker.frames import FrameConnection, FrameSink
 from hub.broker.limits import (
     DEFAULT_ACK_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
@@ -148,6 +149,14 @@ class EmbeddedBroker:
             msg = "the broker is not running"
             raise BrokerError(msg)
         await self._broker.serve_link(_WS_LISTENER, link)
+
+    def open_frames(self, sink: FrameSink) -> FrameConnection:
+        """A connection of the ``websocket`` listener whose WebSocket the caller frames
+        (the web bridge's lean ``/mqtt``); it runs until ``lost`` or the broker closes it."""
+        if self._broker is None:
+            msg = "the broker is not running"
+            raise BrokerError(msg)
+        return self._broker.open_frames(_WS_LISTENER, sink)
 
     @property
     def transport(self) -> EmbeddedTransport:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from hub.broker.frames import FrameConnection, FrameSink
 from hub.broker.server import EmbeddedBroker
 
 __all__ = ["ByteStream", "WebSocketGateway"]
@@ -52,3 +53,7 @@ class WebSocketGateway:
     async def serve(self, stream: ByteStream) -> None:
         """Run one client until it disconnects."""
         await self._broker.serve_link(stream)
+
+    def open_frames(self, sink: FrameSink) -> FrameConnection:
+        """A client whose WebSocket messages the web bridge hands over by plain calls."""
+        return self._broker.open_frames(sink)
