@@ -172,14 +172,7 @@ class LeanMqttProtocol(WebSocketsSansIOProtocol):
             self._close(CLOSE_PROTOCOL_ERROR, "offer the WebSocket subprotocol 'mqtt'")
             return
         gate = self.endpoint.gate
-        if gate.full():
-            gate.refused += 1
-            _LOGGER.warning(
-                "refusing an MQTT WebSocket: %d logged in (ws_max_connections), "
-                "%d not yet (ws_max_unauthenticated)",
-                gate.open,
-                gate.pending,
-            )
+        if gate.refuses():
             self._close(CLOSE_TRY_AGAIN_LATER, "too many connections; try again later")
             return
         gate.pending += 1

@@ -137,6 +137,19 @@ class WebSocketGate:
     def full(self) -> bool:
         return self.open >= self.limit or self.pending >= self.pending_limit
 
+    def refuses(self) -> bool:
+        """Whether a new WebSocket must be refused (1013) now; counted and logged if so."""
+        if not self.full():
+            return False
+        self.refused += 1
+        _LOGGER.warning(
+            "refusing an MQTT WebSocket: %d logged in (ws_max_connections), "
+            "%d not yet (ws_max_unauthenticated)",
+            self.open,
+            self.pending,
+        )
+        return True
+
 
 def ws_router(
     bridge: Bridge, gate: WebSocketGate | None = None
@@ -158,14 +171,7 @@ def ws_router(
         if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
             await refuse(websocket, CLOSE_PROTOCOL_ERROR, "offer the WebSocket subprotocol 'mqtt'")
             return
-        if gate.full():
-            gate.refused += 1
-            _LOGGER.warning(
-                "refusing an MQTT WebSocket: %d logged in (ws_max_connections), "
-                "%d not yet (ws_max_unauthenticated)",
-                gate.open,
-                gate.pending,
-            )
+        if gate.refuses():
             await refuse(websocket, CLOSE_TRY_AGAIN_LATER, "too many connections; try again later")
             return
         gate.pending += 1
