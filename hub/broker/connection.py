@@ -269,6 +269,14 @@ class Connection:
             self._dirty = True
             self._flusher.mark(self)
 
+    def _resume_output(self) -> None:
+        """The transport takes writes again: what queued meanwhile goes out with this
+        loop iteration's batch."""
+        self._blocked = False
+        if self._chunks and not self._dirty:
+            self._dirty = True
+            self._flusher.mark(self)
+
     def hurry(self) -> None:
         """Write this iteration's batch before other connections' (it holds a direct
         message)."""
@@ -377,10 +385,7 @@ class TcpConnection(Connection, asyncio.Protocol):
         self._blocked = True
 
     def resume_writing(self) -> None:
-        self._blocked = False
-        if self._chunks and not self._dirty:
-            self._dirty = True
-            self._flusher.mark(self)
+        self._resume_output()
 
     def pause_reading(self) -> None:
         if self._transport is not None and not self._transport.is_closing():

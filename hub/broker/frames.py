@@ -53,10 +53,7 @@ class FrameConnection(Connection):
         self._blocked = True
 
     def writing_resumed(self) -> None:
-        self._blocked = False
-        if self._chunks and not self._dirty:
-            self._dirty = True
-            self._flusher.mark(self)
+        self._resume_output()
 
     def lost(self) -> None:
         self._gone()
