@@ -22,13 +22,11 @@ from web_bridge.guards import SameOriginMiddleware, validation_error_handler
 from web_bridge.ops import ops_router
 from web_bridge.pages import pages_router, static_files
 from web_bridge.ports import Bridge
+from web_bridge.server import ASGI_WEBSOCKETS
 from web_bridge.ws_lean import lean_protocol
 from web_bridge.ws_mqtt import WebSocketGate, ws_router
 
-__all__ = ["ASGI_WEBSOCKETS", "create_app", "websocket_protocol"]
-
-ASGI_WEBSOCKETS = "websockets-sansio"
-"""uvicorn's WebSocket implementation when every WebSocket goes through ASGI."""
+__all__ = ["create_app", "websocket_protocol"]
 
 
 def create_app(bridge: Bridge) -> FastAPI:

@@ -13,9 +13,11 @@ from typing import Self
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["HttpServer"]
+__all__ = ["ASGI_WEBSOCKETS", "HttpServer"]
 
 _LOGGER = logging.getLogger(__name__)
+ASGI_WEBSOCKETS = "websockets-sansio"
+"""uvicorn's WebSocket implementation when every WebSocket goes through ASGI."""
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -31,8 +33,8 @@ class HttpServer:
 
     ``ws`` is uvicorn's WebSocket protocol: a name, or a class (``web_bridge.ws_lean``).
 
-        ``X-Forwarded-For`` is believed only from ``trusted_proxies`` (none by default; uvicorn
-        on its own trusts 127.0.0.1, which gave every spoofed address a fresh login throttle).
+    ``X-Forwarded-For`` is believed only from ``trusted_proxies`` (none by default; uvicorn
+    on its own trusts 127.0.0.1, which gave every spoofed address a fresh login throttle).
     """
 
     def __init__(
@@ -42,7 +44,7 @@ class HttpServer:
         port: int,
         *,
         trusted_proxies: tuple[str, ...] = (),
-        ws: type[asyncio.Protocol] | str = "websockets-sansio",
+        ws: type[asyncio.Protocol] | str = ASGI_WEBSOCKETS,
     ) -> None:
         self._app = app
         self._ws = ws
