@@ -24,10 +24,43 @@ from bench.clients import Kind, View
 if TYPE_CHECKING:
     from bench.clients import GameClient
 
-__all__ = ["Players"]
+__all__ = ["Players", "next_command", "rejection_code", "wait_until"]
 
 STORM_ROUNDS = 99
 _NO_VIEW = View(version=-1, status="unknown", current_player_id=0)
+
+
+def next_command(seat: int, view: View, rounds: int) -> dict[str, Any] | None:
+    """What the player in ``seat`` sends on ``view``: its turn's ``end_turn``, or (seat 1)
+    ``start`` of a finished or new game of ``rounds`` rounds; None if it is not to act."""
+    if view.status == "in_progress" and view.current_player_id == seat:
+        return {"type": "end_turn", "points": 1}
+    if view.status in ("finished", "not_started") and seat == 1:
+        return {"type": "start", "max_rounds": rounds}
+    return None
+
+
+def rejection_code(body: dict[str, Any]) -> str | None:
+    """The error code of a refusal (a hub reply or a Socket.IO ``error``), None if ``body``
+    is not one."""
+    if body.get("ok") is not False and "code" not in body:
+        return None
+    error = body.get("error", body)
+    return str(error.get("code", "?")) if isinstance(error, dict) else "?"
+
+
+async def wait_until(check: Any, changed: asyncio.Event, within: float) -> bool:
+    """Whether ``check()`` came true within ``within`` s, looked at whenever ``changed``
+    is set (and every 0.5 s)."""
+    deadline = time.monotonic() + within
+    while not check():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), min(remaining, 0.5))
+    return True
 
 
 class SetupError(Exception):
@@ -64,9 +97,8 @@ class Players:
             body: dict[str, Any] = json.loads(payload)
         except ValueError:
             return
-        if body.get("ok") is False or "code" in body:
-            error = body.get("error", body)
-            code = str(error.get("code", "?")) if isinstance(error, dict) else "?"
+        code = rejection_code(body)
+        if code is not None:
             self.rejects[code] = self.rejects.get(code, 0) + 1
             self.last_reject = json.dumps(body)[:200]
 
@@ -85,11 +117,7 @@ class Players:
     _interval = 0.0
 
     def _next_command(self, seat: int, view: View) -> dict[str, Any] | None:
-        if view.status == "in_progress" and view.current_player_id == seat:
-            return {"type": "end_turn", "points": 1}
-        if view.status in ("finished", "not_started") and seat == 1:
-            return {"type": "start", "max_rounds": STORM_ROUNDS}
-        return None
+        return next_command(seat, view, STORM_ROUNDS)
 
     def _act(self, seat: int, view: View) -> bool:
         if view.version in self.acted or self.commands >= self.max_commands:
@@ -107,17 +135,9 @@ class Players:
 
     # --- setup ---------------------------------------------------------------------------
     async def _wait_for(self, check: Any, what: str, within: float = 15.0) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                msg = f"players: no {what} in {within} s (views {self.views}, {self.last_reject})"
-                raise SetupError(msg)
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.5))
-            except TimeoutError:
-                continue
+        if not await wait_until(check, self.changed, within):
+            msg = f"players: no {what} in {within} s (views {self.views}, {self.last_reject})"
+            raise SetupError(msg)
 
     def latest(self) -> int:
         return max(v.version for v in self.views.values())

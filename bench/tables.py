@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.clients import Endpoint, GameClient, Identity, Subscriptions, View, open_client
+from bench.players import next_command, rejection_code, wait_until
 from bench.procstat import Usage
 from bench.serving import Handler, serve_requests
 from bench.stats import percentile
@@ -149,16 +150,15 @@ class Table:
             body: dict[str, Any] = json.loads(payload)
         except ValueError:
             return
-        if body.get("ok") is False or "code" in body:
-            self._rejected(body)
+        code = rejection_code(body)
+        if code is not None:
+            self._rejected(code, body)
             return
         version = self.by_rid.get(str(body.get("request_id")))
         if version is not None:
             self.reply_at.setdefault(version, now)
 
-    def _rejected(self, body: dict[str, Any]) -> None:
-        error = body.get("error", body)
-        code = str(error.get("code", "?")) if isinstance(error, dict) else "?"
+    def _rejected(self, code: str, body: dict[str, Any]) -> None:
         self.rejects[code] = self.rejects.get(code, 0) + 1
         self.last_reject = json.dumps(body)[:200]
         if self.running:  # think again about the newest state
@@ -167,11 +167,7 @@ class Table:
 
     # --- acting --------------------------------------------------------------------------
     def _next(self, seat: int, view: View) -> dict[str, Any] | None:
-        if view.status == "in_progress" and view.current_player_id == seat:
-            return {"type": "end_turn", "points": 1}
-        if view.status in ("finished", "not_started") and seat == 1:
-            return {"type": "start", "max_rounds": self.pace.rounds}
-        return None
+        return next_command(seat, view, self.pace.rounds)
 
     def _think(self) -> float:
         pace, rng = self.pace, self.rng
@@ -226,16 +222,10 @@ class Table:
 
     # --- setup ---------------------------------------------------------------------------
     async def wait_for(self, check: Callable[[], bool], what: str, within: float) -> None:
-        deadline = time.monotonic() + within
-        while not check():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                msg = f"table {self.spec.game}: no {what} in {within} s ({self.views}, "
-                msg += f"{self.last_reject})"
-                raise TimeoutError(msg)
-            self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.5))
+        if not await wait_until(check, self.changed, within):
+            msg = f"table {self.spec.game}: no {what} in {within} s ({self.views}, "
+            msg += f"{self.last_reject})"
+            raise TimeoutError(msg)
 
     def latest(self) -> int:
         return max(v.version for v in self.views.values())
