@@ -233,13 +233,13 @@ class HubProcess:
         self._close()
 
     def _close(self) -> None:
-        """Once the process ended its stdout reaches its end and the reader stops."""
-        if self._reader is not None:
-            if self.proc is not None and self.proc.poll() is not None:
-                self._reader.join(10)
-            if self._reader.is_alive() and self.proc is not None and self.proc.stdout:
-                self.proc.stdout.close()
-            self._reader = None
+        """Once the process has ended its stdout reaches its end and the reader, which owns
+        the pipe, closes it. Never close it under the reader: the close would wait for the
+        reader's blocked read, i.e. for ever while the process lives."""
+        if self._reader is not None and self.proc is not None and self.proc.poll() is not None:
+            self._reader.join(10)
+            if not self._reader.is_alive():
+                self._reader = None
         if self._log is not None:
             self._log.close()
             self._log = None
