@@ -54,6 +54,31 @@ _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
 
 
+class _LastFrame:
+    """The last message framed and its frame: a state message goes to every subscribed
+    phone in a row (the broker encodes it once), so it is framed once, not 500 times."""
+
+    data: bytes | None = None
+    frame = b""
+
+
+def _binary_frame(data: bytes) -> bytes:
+    """``data`` as one unmasked, unfragmented binary frame: its 2-10 byte header and the
+    data (RFC 6455 5.2; 0.2 µs, against 2.5 µs in websockets' ``Frame.serialize``)."""
+    if data is _LastFrame.data:
+        return _LastFrame.frame
+    size = len(data)
+    if size < 126:
+        header = bytes((_FIN_BINARY, size))
+    elif size < 65_536:
+        header = _HEADER_16.pack(_FIN_BINARY, 126, size)
+    else:
+        header = _HEADER_64.pack(_FIN_BINARY, 127, size)
+    frame = header + data
+    _LastFrame.data, _LastFrame.frame = data, frame
+    return frame
+
+
 @dataclass(frozen=True, slots=True)
 class _Endpoint:
     gateway: FrameGateway
@@ -113,16 +138,7 @@ class LeanMqttProtocol(WebSocketsSansIOProtocol):
             self.conn.send_binary(data)
             self.transport.write(b"".join(self.conn.data_to_send()))
             return
-        # an unmasked, unfragmented server frame is its header and the data (RFC 6455
-        # 5.2): 0.2 us instead of websockets' 2.5 us in Frame.serialize, 500 times per state
-        size = len(data)
-        if size < 126:
-            header = bytes((_FIN_BINARY, size))
-        elif size < 65_536:
-            header = _HEADER_16.pack(_FIN_BINARY, 126, size)
-        else:
-            header = _HEADER_64.pack(_FIN_BINARY, 127, size)
-        self.transport.write(header + data)
+        self.transport.write(_binary_frame(data))
 
     def close(self) -> None:
         self._close(_CLOSE_NORMAL, "")

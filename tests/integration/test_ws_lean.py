@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.connection import Connection
@@ -22,11 +24,48 @@ from websockets.typing import Subprotocol
 from tests.support.http import Http
 from tests.support.hub import HubProcess
 from tests.support.waiting import wait_until
+from web_bridge.ws_lean import _binary_frame
 
 CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
 PINGREQ = b"\xc0\x00"
 PINGRESP = b"\xd0\x00"
 DISCONNECT = b"\xe0\x00"
+
+
+def _parsed(frame: bytes) -> Frame:
+    """``frame`` read back by websockets' own parser, as a client reads it (unmasked);
+    it must be one whole frame, nothing left over."""
+    reader = StreamReader()
+    reader.feed_data(frame)
+    reader.feed_eof()
+    parser = Frame.parse(reader.read_exact, mask=False)
+    with pytest.raises(StopIteration) as done:
+        next(parser)
+    parsed: Frame = done.value.value
+    leftover = reader.read_to_eof(2**20)
+    with pytest.raises(StopIteration) as rest:
+        next(leftover)
+    assert rest.value.value == b""
+    return parsed
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65_535, 65_536])
+def test_binary_frames_have_the_right_header_at_each_length_boundary(size: int) -> None:
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    frame = _parsed(_binary_frame(data))
+    assert (frame.opcode, frame.fin, bytes(frame.data)) == (Opcode.BINARY, True, data)
+
+
+def test_a_message_is_framed_once_for_its_subscribers_and_a_new_one_afresh() -> None:
+    state = b"\x30\x05\x00\x01t{}}"
+    first = _binary_frame(state)
+    assert _binary_frame(state) is first  # the same message to the next phone
+    equal_but_new = bytes(bytearray(state))
+    assert equal_but_new is not state
+    assert _binary_frame(equal_but_new) == first
+    other = b"\x30\x05\x00\x01u{}}"
+    assert bytes(_parsed(_binary_frame(other)).data) == other
+    assert bytes(_parsed(_binary_frame(state)).data) == state  # back to the first one
 
 
 @pytest.fixture
