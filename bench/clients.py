@@ -12,10 +12,11 @@ Each client reports every game state it receives as ``on_state(version, view)``;
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -30,6 +31,7 @@ __all__ = [
     "Identity",
     "Subscriptions",
     "View",
+    "keep_alive",
     "open_client",
     "version_of",
 ]
@@ -118,6 +120,15 @@ class GameClient(Protocol):
     def keepalive(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def keep_alive(clients: Iterable[GameClient | None]) -> None:
+    """Each connected client's keep-alive (a worker's tick); one client's failure is its
+    own (it shows up as that client's lost commands), not the worker's."""
+    for client in clients:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.keepalive()
 
 
 class MqttGameClient:

@@ -24,7 +24,7 @@ from bench.clients import Kind, View
 if TYPE_CHECKING:
     from bench.clients import GameClient
 
-__all__ = ["Players", "next_command", "rejection_code", "wait_until"]
+__all__ = ["Players", "next_command", "read_reply", "rejection_code", "wait_until"]
 
 STORM_ROUNDS = 99
 _NO_VIEW = View(version=-1, status="unknown", current_player_id=0)
@@ -38,6 +38,15 @@ def next_command(seat: int, view: View, rounds: int) -> dict[str, Any] | None:
     if view.status in ("finished", "not_started") and seat == 1:
         return {"type": "start", "max_rounds": rounds}
     return None
+
+
+def read_reply(payload: bytes) -> dict[str, Any] | None:
+    """A reply's JSON body, None if the payload is not JSON."""
+    try:
+        body: dict[str, Any] = json.loads(payload)
+    except ValueError:
+        return None
+    return body
 
 
 def rejection_code(body: dict[str, Any]) -> str | None:
@@ -93,9 +102,8 @@ class Players:
         self._clients[seat] = client
 
     def on_reply(self, payload: bytes) -> None:
-        try:
-            body: dict[str, Any] = json.loads(payload)
-        except ValueError:
+        body = read_reply(payload)
+        if body is None:
             return
         code = rejection_code(body)
         if code is not None:

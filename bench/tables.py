@@ -37,8 +37,16 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.clients import Endpoint, GameClient, Identity, Subscriptions, View, open_client
-from bench.players import next_command, rejection_code, wait_until
+from bench.clients import (
+    Endpoint,
+    GameClient,
+    Identity,
+    Subscriptions,
+    View,
+    keep_alive,
+    open_client,
+)
+from bench.players import next_command, read_reply, rejection_code, wait_until
 from bench.procstat import Usage
 from bench.serving import Handler, serve_requests
 from bench.stats import percentile
@@ -146,9 +154,8 @@ class Table:
 
     def on_reply(self, payload: bytes) -> None:
         now = time.monotonic()
-        try:
-            body: dict[str, Any] = json.loads(payload)
-        except ValueError:
+        body = read_reply(payload)
+        if body is None:
             return
         code = rejection_code(body)
         if code is not None:
@@ -313,11 +320,7 @@ class VenueWorker:
         await serve_requests(self.conn, self.spec.name, handlers, self._keepalive)
 
     def _keepalive(self) -> None:
-        for table in self.tables:
-            for client in table.clients:
-                if client is not None:
-                    with contextlib.suppress(Exception):
-                        client.keepalive()
+        keep_alive(client for table in self.tables for client in table.clients)
 
     async def _connect(self) -> dict[str, Any]:
         gate = asyncio.Semaphore(self.spec.connect_concurrency)

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
-from bench.clients import Endpoint, GameClient, Identity, Subscriptions, View, open_client
+from bench.clients import (
+    Endpoint,
+    GameClient,
+    Identity,
+    Subscriptions,
+    View,
+    keep_alive,
+    open_client,
+)
 from bench.players import Players
 from bench.serving import Handler, serve_requests
 
@@ -86,10 +94,7 @@ class Worker:
         await serve_requests(self.conn, self.spec.name, handlers, self._keepalive)
 
     def _keepalive(self) -> None:
-        for client in self.clients:
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    client.keepalive()
+        keep_alive(self.clients)
 
     # --- connecting ----------------------------------------------------------------------
     async def _connect(self) -> dict[str, Any]:
